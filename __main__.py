@@ -1,0 +1,243 @@
+"""meshstack: a service-mesh observability platform on Kubernetes, in one `pulumi up`.
+
+Deploys, in dependency order:
+- Linkerd: Gateway API CRDs, linkerd-crds, the control plane with an mTLS identity made by
+  pulumi-tls, and the viz dashboard (success rate, requests per second, latency);
+- tracing: an OpenTelemetry collector (OTLP, and OpenCensus for the demo app) feeding Jaeger v2;
+- logs and dashboards: Loki with Alloy on every node, Grafana wired to Prometheus, Loki and
+  Jaeger, with Linkerd dashboards and golden-metric alerts;
+- the emojivoto demo app, meshed, traced and locked down by Linkerd authorization policy;
+- onboarded team namespaces, and the dashboards' exposure and URLs.
+
+The stack outputs at the bottom are a contract other projects read with StackReference
+(README "Outputs").
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import config as cfg
+from components import exposure as exp
+from components.emojivoto import Emojivoto, EmojivotoArgs
+from components.grafana import Grafana, GrafanaArgs
+from components.identity import Identity, IdentityArgs
+from components.logging import Logging, LoggingArgs
+from components.mesh import Mesh, MeshArgs, TracingHookup
+from components.mesh import webhooks as mesh_webhooks
+from components.onboarding import Onboarding, OnboardingArgs
+from components.tracing import Tracing, TracingArgs
+from components.tracing import addresses as tracing_addresses
+from components.viz import Viz, VizArgs
+from components.viz import webhooks as viz_webhooks
+
+# --- Configuration ---------------------------------------------------------------------------
+# The only place that reads Pulumi config; everything below gets typed, validated settings.
+_all = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+_prefix = f"{cfg.PROJECT}:"
+try:
+    settings = cfg.parse_settings(
+        {k[len(_prefix) :]: v for k, v in _all.items() if k.startswith(_prefix)},
+        stack=pulumi.get_stack(),
+        secret_keys=frozenset(
+            k[len(_prefix) :]
+            for k in _all
+            if k.startswith(_prefix) and pulumi.runtime.is_config_secret(k)
+        ),
+    )
+except cfg.ConfigError as error:
+    # RunError prints the message alone: a typo deserves a sentence, not a traceback.
+    raise pulumi.RunError(f"invalid configuration:\n{error}") from None
+
+plan = exp.plan(settings)
+tracing_at = tracing_addresses(settings.cluster_domain) if settings.tracing.enabled else None
+
+# --- Kubernetes provider ---------------------------------------------------------------------
+provider = k8s.Provider(
+    "k8s",
+    kubeconfig=settings.kubeconfig or None,
+    context=settings.kube_context or None,
+)
+on_cluster = pulumi.ResourceOptions(provider=provider)
+
+# --- Identity and mesh -----------------------------------------------------------------------
+ident = settings.linkerd.identity
+identity = Identity(
+    "identity",
+    IdentityArgs(
+        trust_domain=settings.cluster_domain,
+        webhooks=mesh_webhooks() + viz_webhooks(),
+        issuer_mode=ident.issuer,
+        trust_anchor_pem=ident.trust_anchor_pem,
+        trust_anchor_key_pem=(
+            pulumi.Output.secret(ident.trust_anchor_key_pem.value)
+            if ident.trust_anchor_key_pem
+            else None
+        ),
+        trust_anchor_validity_hours=ident.trust_anchor_validity_hours,
+        issuer_validity_hours=ident.issuer_validity_hours,
+        issuer_early_renewal_hours=ident.issuer_early_renewal_hours,
+    ),
+)
+mesh = Mesh(
+    "linkerd",
+    MeshArgs(
+        profile=settings.profile,
+        cluster_domain=settings.cluster_domain,
+        trust_anchor_pem=identity.trust_anchor_pem,
+        webhook_certs=identity.webhook_certs,
+        issuer_mode=ident.issuer,
+        issuer_cert_pem=identity.issuer_cert_pem,
+        issuer_key_pem=identity.issuer_key_pem,
+        install_gateway_api_crds=settings.linkerd.install_gateway_api_crds,
+        tracing=(
+            TracingHookup(
+                endpoint=tracing_at.otlp_grpc,
+                service_account=tracing_at.collector_service_account,
+                namespace=tracing_at.namespace,
+            )
+            if tracing_at
+            else None
+        ),
+    ),
+    opts=on_cluster,
+)
+viz = Viz(
+    "viz",
+    VizArgs(
+        profile=settings.profile,
+        cluster_domain=settings.cluster_domain,
+        webhook_certs=identity.webhook_certs,
+        control_plane=mesh.control_plane,
+        external_host=plan.host("dashboard"),
+        allow_ip_hosts=settings.exposure.mode in ("loadBalancer", "nodePort"),
+        prometheus_url=settings.linkerd.prometheus_url,
+        grafana_external_url=plan.url("grafana") if settings.grafana.enabled else "",
+        jaeger_url=tracing_at.jaeger_query if tracing_at else "",
+    ),
+    opts=on_cluster,
+)
+
+# --- Tracing, logs, dashboards (in parallel once the control plane is ready) -----------------
+tracing = (
+    Tracing(
+        "tracing",
+        TracingArgs(
+            profile=settings.profile,
+            settings=settings.tracing,
+            cluster_domain=settings.cluster_domain,
+            control_plane=mesh.control_plane,
+        ),
+        opts=on_cluster,
+    )
+    if settings.tracing.enabled
+    else None
+)
+logging = (
+    Logging(
+        "logging",
+        LoggingArgs(
+            profile=settings.profile,
+            settings=settings.logging,
+            cluster_domain=settings.cluster_domain,
+        ),
+        opts=on_cluster,
+    )
+    if settings.logging.enabled
+    else None
+)
+grafana = (
+    Grafana(
+        "grafana",
+        GrafanaArgs(
+            profile=settings.profile,
+            settings=settings.grafana,
+            cluster_domain=settings.cluster_domain,
+            control_plane=mesh.control_plane,
+            prometheus_url=viz.prometheus_url,
+            bundled_prometheus=not settings.linkerd.prometheus_url,
+            loki_url=logging.query_url if logging else None,
+            jaeger_url=tracing.query_url if tracing else None,
+            root_url=plan.url("grafana"),
+            alert_webhook_url=(
+                pulumi.Output.secret(settings.grafana.alert_webhook_url.value)
+                if settings.grafana.alert_webhook_url
+                else None
+            ),
+        ),
+        opts=on_cluster,
+    )
+    if settings.grafana.enabled
+    else None
+)
+
+# --- Workloads -------------------------------------------------------------------------------
+app = (
+    Emojivoto(
+        "emojivoto",
+        EmojivotoArgs(
+            profile=settings.profile,
+            settings=settings.emojivoto,
+            control_plane=mesh.control_plane,
+            oc_agent_host=(
+                tracing_at.opencensus if tracing_at and settings.tracing.open_census else ""
+            ),
+            ingress_controller_namespace=plan.ingress_controller_namespace,
+        ),
+        opts=on_cluster,
+    )
+    if settings.emojivoto.enabled
+    else None
+)
+onboarding = Onboarding(
+    "onboarding",
+    OnboardingArgs(
+        teams=list(settings.teams),
+        control_plane=mesh.control_plane,
+        tracing=tracing_at,
+        open_census=settings.tracing.open_census,
+    ),
+    opts=on_cluster,
+)
+
+# --- Exposure --------------------------------------------------------------------------------
+exposure = exp.Exposure(
+    "exposure",
+    exp.ExposureArgs(
+        plan=plan,
+        depends_on={
+            "dashboard": viz.chart,
+            "grafana": grafana.chart if grafana else None,
+            "jaeger": tracing.jaeger if tracing else None,
+            "app": app.web_service if app else None,
+        },
+    ),
+    opts=on_cluster,
+)
+
+# --- Stack outputs (the contract; README "Outputs") ------------------------------------------
+pulumi.export("profile", settings.profile)
+pulumi.export("urls", exposure.urls)
+pulumi.export("portForwardCommands", exposure.port_forward_commands)
+pulumi.export("linkerdNamespace", mesh.namespace)
+pulumi.export("vizNamespace", viz.namespace)
+pulumi.export("trustDomain", mesh.trust_domain)
+pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
+pulumi.export("prometheusUrl", viz.prometheus_url)
+pulumi.export("tracing", tracing.endpoints if tracing else None)
+pulumi.export("lokiPushUrl", logging.push_url if logging else None)
+pulumi.export("grafanaAdminUser", grafana.admin_user if grafana else None)
+pulumi.export("grafanaAdminPassword", grafana.admin_password if grafana else None)
+pulumi.export(
+    "namespaces",
+    {
+        "linkerd": mesh.namespace,
+        "viz": viz.namespace,
+        "tracing": tracing.namespace if tracing else None,
+        "logging": logging.namespace if logging else None,
+        "grafana": grafana.namespace if grafana else None,
+        "emojivoto": app.namespace if app else None,
+    },
+)
+pulumi.export("teamNamespaces", onboarding.namespaces)

@@ -1,0 +1,84 @@
+"""Small pieces every component shares: namespaces, labels, secure defaults, Helm charts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.versions import ChartRef
+
+MANAGED_BY = {"app.kubernetes.io/part-of": "meshstack", "app.kubernetes.io/managed-by": "pulumi"}
+
+# Linkerd's proxy-init needs NET_ADMIN/NET_RAW without the CNI plugin, which only the
+# `privileged` Pod Security level allows; meshed namespaces carry it, others stay restricted.
+PSA_PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
+PSA_RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+
+INJECT_ENABLED = {"linkerd.io/inject": "enabled"}
+
+
+def namespace(
+    name: str,
+    resource_name: str,
+    parent: pulumi.Resource,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    depends_on: list[pulumi.Resource] | None = None,
+) -> k8s.core.v1.Namespace:
+    """A namespace owned by the stack, labelled as part of the platform."""
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name,
+            labels={**MANAGED_BY, **(labels or {})},
+            annotations=dict(annotations or {}) or None,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []),
+    )
+
+
+def chart(
+    resource_name: str,
+    ref: ChartRef,
+    release: str,
+    namespace_name: pulumi.Input[str],
+    values: Mapping[str, Any],
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource] | None = None,
+    skip_crds: bool = False,
+) -> k8s.helm.v4.Chart:
+    """An upstream chart at its pinned version, rendered by Pulumi (no Helm release).
+
+    The release name is fixed (not the resource name) because Service names, and so the
+    addresses other components are given, derive from it.
+    """
+    return k8s.helm.v4.Chart(
+        resource_name,
+        chart=ref.chart,
+        version=ref.version,
+        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=ref.repo),
+        name=release,
+        namespace=namespace_name,
+        values=dict(values),
+        skip_crds=skip_crds,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []),
+    )
+
+
+def restricted_container_security() -> dict[str, Any]:
+    """The `restricted` Pod Security profile for a container, as a values/spec dict."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def svc_host(service: str, namespace_name: str, cluster_domain: str) -> str:
+    """The fully qualified in-cluster DNS name of a Service."""
+    return f"{service}.{namespace_name}.svc.{cluster_domain}"

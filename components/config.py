@@ -1,0 +1,585 @@
+"""Every configuration key of the stack, parsed, defaulted and validated in one place.
+
+`parse_settings` is a pure function: it takes the raw config map (keys without the
+`meshstack:` prefix, values as the strings Pulumi hands to the program) and returns frozen,
+typed settings. Every problem is collected and reported at once, naming the key, the bad
+value and what is accepted, before a single resource is registered.
+
+The defaults below are the same as the ones declared in `Pulumi.yaml` (a test holds the two
+together): the CLI applies the `Pulumi.yaml` defaults, but the program must not depend on it,
+because unit tests and the Automation API's inline programs run without them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PROJECT = "meshstack"
+
+PROFILES = ("dev", "prod")
+ISSUER_MODES = ("pulumi", "external")
+TRACE_STORAGES = ("memory", "badger")
+EXPOSURE_MODES = ("port-forward", "ingress", "loadBalancer", "nodePort")
+
+# RFC 1123 label, the rule Kubernetes applies to namespace names.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A DNS subdomain (ingress base domain, cluster domain).
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Kubernetes resource quantity for storage, e.g. 10Gi, 500Mi.
+_STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+# Prometheus/Loki duration in whole hours, e.g. 24h, 168h.
+_HOURS = re.compile(r"^([1-9][0-9]*)h$")
+
+# Namespaces the platform owns: onboarding one of them would hand a team the platform's policy.
+RESERVED_NAMESPACES = frozenset(
+    {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "linkerd",
+        "linkerd-viz",
+        "tracing",
+        "logging",
+        "grafana",
+        "emojivoto",
+    }
+)
+
+
+class ConfigError(ValueError):
+    """Raised with every configuration problem found, one per line."""
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A config value that must only reach resources as a Pulumi secret.
+
+    `repr` hides the value so it never lands in a log or a test failure message.
+    """
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "SecretValue(***)"
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Linkerd mTLS identity: who makes the trust anchor and the issuer."""
+
+    issuer: str = "pulumi"
+    """`pulumi`: the stack makes the issuer with pulumi-tls. `external`: cert-manager manages
+    the `linkerd-identity-issuer` Secret and trust-manager the trust bundle
+    (`identity.externalCA`, issuer scheme `kubernetes.io/tls`)."""
+    trust_anchor_pem: str = ""
+    """A trust anchor certificate shared with other clusters. Empty: the stack generates one."""
+    trust_anchor_key_pem: SecretValue = SecretValue("")
+    """The shared anchor's private key (config `trustAnchorKeyPem`, a secret); needed to sign
+    the issuer when `trust_anchor_pem` is set and the issuer is made by the stack."""
+    trust_anchor_validity_hours: int = 87600
+    issuer_validity_hours: int = 8760
+    issuer_early_renewal_hours: int = 720
+
+
+@dataclass(frozen=True)
+class LinkerdSettings:
+    install_gateway_api_crds: bool = True
+    identity: IdentitySettings = IdentitySettings()
+    prometheus_url: str = ""
+    """An external Prometheus for viz; empty runs viz's bundled Prometheus."""
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    enabled: bool = True
+    open_census: bool = True
+    storage: str = "memory"
+    storage_size: str = "10Gi"
+    storage_class: str = ""
+    span_ttl_hours: int = 72
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    enabled: bool = True
+    retention_hours: int = 168
+    persistence: bool = False
+    storage_size: str = "10Gi"
+    storage_class: str = ""
+
+
+@dataclass(frozen=True)
+class GrafanaSettings:
+    enabled: bool = True
+    persistence: bool = False
+    grafana_com_dashboards: bool = True
+    success_rate_threshold: float = 0.95
+    latency_p99_ms: int = 500
+    alert_webhook_url: SecretValue = SecretValue("")
+
+
+@dataclass(frozen=True)
+class EmojivotoSettings:
+    enabled: bool = True
+    replicas: int = 1
+    vote_bot_replicas: int = 1
+    """The v11 vote-bot has no rate setting: each replica votes about once a second."""
+
+
+@dataclass(frozen=True)
+class ExposureSettings:
+    mode: str = "port-forward"
+    ingress_class: str = "nginx"
+    domain: str = ""
+    tls_secret: str = ""
+    cluster_issuer: str = ""
+
+
+@dataclass(frozen=True)
+class TeamNamespace:
+    name: str
+    adopt: bool = False
+    """True: the namespace already exists; the stack patches its labels instead of creating it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    profile: str = "dev"
+    kubeconfig: str = ""
+    kube_context: str = ""
+    cluster_domain: str = "cluster.local"
+    linkerd: LinkerdSettings = LinkerdSettings()
+    tracing: TracingSettings = TracingSettings()
+    logging: LoggingSettings = LoggingSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+    emojivoto: EmojivotoSettings = EmojivotoSettings()
+    exposure: ExposureSettings = ExposureSettings()
+    teams: tuple[TeamNamespace, ...] = field(default_factory=tuple)
+
+    @property
+    def high_availability(self) -> bool:
+        return self.profile == "prod"
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Collects every problem with its key path instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, key: str, value: Any, accepted: str) -> None:
+        shown = json.dumps(value) if not isinstance(value, SecretValue) else "(secret)"
+        self.errors.append(f"{PROJECT}:{key}: got {shown}; {accepted}")
+
+    def decode(self, key: str, raw: str | None, kind: str) -> Any:
+        """Turn the string Pulumi hands over into a Python value of the declared type."""
+        if raw is None:
+            return None
+        if kind == "string":
+            return raw
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            self.fail(key, raw, f"expected a {kind} (write it as {_EXAMPLE[kind]})")
+            return None
+        return value
+
+    def pick(
+        self,
+        obj: Mapping[str, Any],
+        prefix: str,
+        name: str,
+        default: Any,
+        check: Callable[[Any], bool],
+        accepted: str,
+    ) -> Any:
+        if name not in obj or obj[name] is None:
+            return default
+        value = obj[name]
+        # bool is an int in Python; a flag must not pass as a number or the reverse.
+        if isinstance(default, bool) != isinstance(value, bool) or not check(value):
+            self.fail(_join(prefix, name), value, accepted)
+            return default
+        return value
+
+    def unknown(self, obj: Mapping[str, Any], prefix: str, known: tuple[str, ...]) -> None:
+        for key in sorted(set(obj) - set(known)):
+            close = [k for k in known if k.lower() == key.lower() or _near(k, key)]
+            hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(known)}"
+            self.errors.append(f"{PROJECT}:{_join(prefix, key)}: unknown key; {hint}")
+
+
+_EXAMPLE = {
+    "boolean": "true or false",
+    "integer": "a whole number such as 3",
+    "number": "a number such as 0.95",
+    "object": 'a map, e.g. `pulumi config set --path tracing.storage badger`',
+    "array": "a list",
+}
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _near(a: str, b: str) -> bool:
+    """True when two keys differ by one edit: enough to catch a typo."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _is_int(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], bool]:
+    return lambda v: v in options
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and bool(pattern.match(v))
+
+
+def _hours(value: str) -> int:
+    match = _HOURS.match(value)
+    assert match  # checked by the caller
+    return int(match.group(1))
+
+
+# Top-level keys: name → declared type. Pulumi.yaml declares exactly these (a test checks).
+TOP_LEVEL_KEYS: dict[str, str] = {
+    "profile": "string",
+    "kubeconfig": "string",
+    "kubeContext": "string",
+    "clusterDomain": "string",
+    "linkerd": "object",
+    "trustAnchorKeyPem": "string",
+    "enableTracing": "boolean",
+    "tracing": "object",
+    "enableLogging": "boolean",
+    "logging": "object",
+    "enableGrafana": "boolean",
+    "grafana": "object",
+    "alertWebhookUrl": "string",
+    "enableEmojivoto": "boolean",
+    "emojivoto": "object",
+    "exposure": "object",
+    "onboarding": "object",
+}
+
+# Keys whose values must be set with `pulumi config set --secret`.
+SECRET_KEYS = ("trustAnchorKeyPem", "alertWebhookUrl")
+
+
+def parse_settings(
+    raw: Mapping[str, str], stack: str, secret_keys: frozenset[str] = frozenset()
+) -> Settings:
+    """Parse the raw config (keys without the project prefix) into `Settings`.
+
+    Raises `ConfigError` listing every problem found.
+    """
+    r = _Reader()
+    r.unknown(raw, "", tuple(TOP_LEVEL_KEYS))
+    values = {k: r.decode(k, raw.get(k), kind) for k, kind in TOP_LEVEL_KEYS.items()}
+    for key, kind in TOP_LEVEL_KEYS.items():
+        value = values[key]
+        if value is None:
+            continue
+        expected = {"string": str, "boolean": bool, "object": dict}[kind]
+        if not isinstance(value, expected):
+            r.fail(key, value, f"expected a {kind} (write it as {_EXAMPLE.get(kind, 'text')})")
+            values[key] = None
+    for key in SECRET_KEYS:
+        if values[key] and key not in secret_keys:
+            r.errors.append(
+                f"{PROJECT}:{key}: is stored in plain text; set it with "
+                f"`pulumi config set --secret {key} <value>`"
+            )
+
+    top = {k: v for k, v in values.items() if v is not None and TOP_LEVEL_KEYS[k] != "object"}
+    profile = r.pick(top, "", "profile", "dev", _one_of(PROFILES), f"expected one of {PROFILES}")
+    cluster_domain = r.pick(
+        top, "", "clusterDomain", "cluster.local", _matches(_DNS_NAME),
+        "expected a DNS name such as cluster.local",
+    )
+
+    settings = Settings(
+        stack=stack,
+        profile=profile,
+        kubeconfig=top.get("kubeconfig", ""),
+        kube_context=top.get("kubeContext", ""),
+        cluster_domain=cluster_domain,
+        linkerd=_linkerd(r, values["linkerd"] or {}, values["trustAnchorKeyPem"] or ""),
+        tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
+        logging=_logging(r, values["logging"] or {}, _flag(values, "enableLogging")),
+        grafana=_grafana(
+            r, values["grafana"] or {}, _flag(values, "enableGrafana"),
+            values["alertWebhookUrl"] or "",
+        ),
+        emojivoto=_emojivoto(r, values["emojivoto"] or {}, _flag(values, "enableEmojivoto")),
+        exposure=_exposure(r, values["exposure"] or {}),
+        teams=_onboarding(r, values["onboarding"] or {}),
+    )
+    _cross_checks(r, settings)
+    if r.errors:
+        raise ConfigError("\n".join(r.errors))
+    return settings
+
+
+def _flag(values: Mapping[str, Any], key: str) -> bool:
+    value = values.get(key)
+    return True if value is None else bool(value)
+
+
+def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSettings:
+    r.unknown(obj, "linkerd", ("installGatewayApiCrds", "identity", "prometheusUrl"))
+    ident = obj.get("identity") or {}
+    if not isinstance(ident, dict):
+        r.fail("linkerd.identity", ident, "expected a map of identity settings")
+        ident = {}
+    keys = (
+        "issuer",
+        "trustAnchorPem",
+        "trustAnchorValidityHours",
+        "issuerValidityHours",
+        "issuerEarlyRenewalHours",
+    )
+    r.unknown(ident, "linkerd.identity", keys)
+    d = IdentitySettings()
+    p = "linkerd.identity"
+    anchor_pem = r.pick(
+        ident, p, "trustAnchorPem", "",
+        lambda v: isinstance(v, str) and (v == "" or "-----BEGIN CERTIFICATE-----" in v),
+        "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or empty to generate one",
+    )
+    identity = IdentitySettings(
+        issuer=r.pick(ident, p, "issuer", d.issuer, _one_of(ISSUER_MODES),
+                      f"expected one of {ISSUER_MODES}"),
+        trust_anchor_pem=anchor_pem,
+        trust_anchor_key_pem=SecretValue(anchor_key),
+        trust_anchor_validity_hours=r.pick(
+            ident, p, "trustAnchorValidityHours", d.trust_anchor_validity_hours,
+            _is_int(24 * 30, 24 * 365 * 20), "expected hours between 720 (30 days) and 175200 (20 years)",
+        ),
+        issuer_validity_hours=r.pick(
+            ident, p, "issuerValidityHours", d.issuer_validity_hours,
+            _is_int(48, 24 * 365 * 5), "expected hours between 48 and 43800 (5 years)",
+        ),
+        issuer_early_renewal_hours=r.pick(
+            ident, p, "issuerEarlyRenewalHours", d.issuer_early_renewal_hours,
+            _is_int(1, 24 * 365 * 5), "expected hours between 1 and 43800",
+        ),
+    )
+    prometheus_url = r.pick(
+        obj, "linkerd", "prometheusUrl", "",
+        lambda v: isinstance(v, str) and (v == "" or re.match(r"^https?://[^\s/]+", v) is not None),
+        "expected an http(s) URL such as http://prometheus.monitoring:9090, or empty for viz's own",
+    )
+    return LinkerdSettings(
+        install_gateway_api_crds=r.pick(
+            obj, "linkerd", "installGatewayApiCrds", True, _is_bool, "expected true or false"
+        ),
+        identity=identity,
+        prometheus_url=prometheus_url,
+    )
+
+
+def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettings:
+    keys = ("openCensus", "storage", "storageSize", "storageClass", "spanTtl")
+    r.unknown(obj, "tracing", keys)
+    d = TracingSettings()
+    ttl = r.pick(obj, "tracing", "spanTtl", f"{d.span_ttl_hours}h", _matches(_HOURS),
+                 "expected whole hours such as 72h")
+    return TracingSettings(
+        enabled=enabled,
+        open_census=r.pick(obj, "tracing", "openCensus", d.open_census, _is_bool,
+                           "expected true or false"),
+        storage=r.pick(obj, "tracing", "storage", d.storage, _one_of(TRACE_STORAGES),
+                       f"expected one of {TRACE_STORAGES}"),
+        storage_size=r.pick(obj, "tracing", "storageSize", d.storage_size, _matches(_STORAGE),
+                            "expected a size such as 10Gi"),
+        storage_class=r.pick(obj, "tracing", "storageClass", "", _storage_class, _SC_HELP),
+        span_ttl_hours=_hours(ttl),
+    )
+
+
+_SC_HELP = "expected a StorageClass name, or empty for the cluster default"
+
+
+def _storage_class(v: Any) -> bool:
+    return isinstance(v, str) and (v == "" or bool(_DNS_NAME.match(v)))
+
+
+def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettings:
+    r.unknown(obj, "logging", ("retention", "persistence", "storageSize", "storageClass"))
+    d = LoggingSettings()
+    retention = r.pick(
+        obj, "logging", "retention", f"{d.retention_hours}h",
+        lambda v: _matches(_HOURS)(v) and _hours(v) >= 24 and _hours(v) % 24 == 0,
+        "expected whole days in hours, at least 24h (Loki's index period), such as 168h",
+    )
+    return LoggingSettings(
+        enabled=enabled,
+        retention_hours=_hours(retention),
+        persistence=r.pick(obj, "logging", "persistence", d.persistence, _is_bool,
+                           "expected true or false"),
+        storage_size=r.pick(obj, "logging", "storageSize", d.storage_size, _matches(_STORAGE),
+                            "expected a size such as 10Gi"),
+        storage_class=r.pick(obj, "logging", "storageClass", "", _storage_class, _SC_HELP),
+    )
+
+
+def _grafana(r: _Reader, obj: Mapping[str, Any], enabled: bool, webhook: str) -> GrafanaSettings:
+    r.unknown(obj, "grafana", ("persistence", "grafanaComDashboards", "alerts"))
+    alerts = obj.get("alerts") or {}
+    if not isinstance(alerts, dict):
+        r.fail("grafana.alerts", alerts, "expected a map with successRate and latencyP99Ms")
+        alerts = {}
+    r.unknown(alerts, "grafana.alerts", ("successRate", "latencyP99Ms"))
+    d = GrafanaSettings()
+    if webhook and not re.match(r"^https?://\S+$", webhook):
+        r.fail("alertWebhookUrl", SecretValue(webhook), "expected an http(s) URL")
+    return GrafanaSettings(
+        enabled=enabled,
+        persistence=r.pick(obj, "grafana", "persistence", d.persistence, _is_bool,
+                           "expected true or false"),
+        grafana_com_dashboards=r.pick(obj, "grafana", "grafanaComDashboards",
+                                      d.grafana_com_dashboards, _is_bool, "expected true or false"),
+        success_rate_threshold=float(r.pick(
+            alerts, "grafana.alerts", "successRate", d.success_rate_threshold,
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
+            "expected a fraction between 0 and 1 (exclusive), such as 0.95",
+        )),
+        latency_p99_ms=r.pick(alerts, "grafana.alerts", "latencyP99Ms", d.latency_p99_ms,
+                              _is_int(1, 600_000), "expected milliseconds, such as 500"),
+        alert_webhook_url=SecretValue(webhook),
+    )
+
+
+def _emojivoto(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> EmojivotoSettings:
+    r.unknown(obj, "emojivoto", ("replicas", "voteBotReplicas"))
+    return EmojivotoSettings(
+        enabled=enabled,
+        replicas=r.pick(obj, "emojivoto", "replicas", 1, _is_int(1, 10),
+                        "expected a whole number from 1 to 10"),
+        vote_bot_replicas=r.pick(
+            obj, "emojivoto", "voteBotReplicas", 1, _is_int(0, 20),
+            "expected a whole number from 0 (no traffic) to 20; each replica votes about once "
+            "a second",
+        ),
+    )
+
+
+def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
+    r.unknown(obj, "exposure", ("mode", "ingressClass", "domain", "tlsSecret", "clusterIssuer"))
+    d = ExposureSettings()
+    p = "exposure"
+    return ExposureSettings(
+        mode=r.pick(obj, p, "mode", d.mode, _one_of(EXPOSURE_MODES),
+                    f"expected one of {EXPOSURE_MODES}"),
+        ingress_class=r.pick(obj, p, "ingressClass", d.ingress_class, _matches(_DNS_NAME),
+                             "expected an IngressClass name such as nginx"),
+        domain=r.pick(obj, p, "domain", "", lambda v: v == "" or _matches(_DNS_NAME)(v),
+                      "expected a lower-case DNS name such as mesh.example.com"),
+        tls_secret=r.pick(obj, p, "tlsSecret", "", lambda v: v == "" or _matches(_DNS_NAME)(v),
+                          "expected the name of a kubernetes.io/tls Secret"),
+        cluster_issuer=r.pick(obj, p, "clusterIssuer", "",
+                              lambda v: v == "" or _matches(_DNS_NAME)(v),
+                              "expected the name of a cert-manager ClusterIssuer"),
+    )
+
+
+def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]:
+    r.unknown(obj, "onboarding", ("namespaces",))
+    entries = obj.get("namespaces") or []
+    if not isinstance(entries, list):
+        r.fail("onboarding.namespaces", entries, 'expected a list such as [{"name": "team-a"}]')
+        return ()
+    teams: list[TeamNamespace] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        p = f"onboarding.namespaces[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            r.fail(p, entry, 'expected a name or a map such as {"name": "team-a", "adopt": false}')
+            continue
+        r.unknown(entry, p, ("name", "adopt"))
+        name = entry.get("name")
+        if not isinstance(name, str) or not _DNS_LABEL.match(name):
+            r.fail(f"{p}.name", name, "expected a namespace name: lower-case letters, digits "
+                   "and '-', at most 63 characters")
+            continue
+        if name in RESERVED_NAMESPACES:
+            r.fail(f"{p}.name", name, "this namespace belongs to the platform; choose a team's own")
+            continue
+        if name in seen:
+            r.fail(f"{p}.name", name, "listed twice; list each namespace once")
+            continue
+        seen.add(name)
+        adopt = r.pick(entry, p, "adopt", False, _is_bool, "expected true or false")
+        teams.append(TeamNamespace(name=name, adopt=adopt))
+    return tuple(teams)
+
+
+def _cross_checks(r: _Reader, s: Settings) -> None:
+    """Rules that tie keys together."""
+    ident = s.linkerd.identity
+    if ident.issuer_early_renewal_hours >= ident.issuer_validity_hours:
+        r.fail("linkerd.identity.issuerEarlyRenewalHours", ident.issuer_early_renewal_hours,
+               f"must be shorter than issuerValidityHours ({ident.issuer_validity_hours})")
+    if ident.issuer_validity_hours >= ident.trust_anchor_validity_hours:
+        r.fail("linkerd.identity.issuerValidityHours", ident.issuer_validity_hours,
+               f"must be shorter than trustAnchorValidityHours "
+               f"({ident.trust_anchor_validity_hours}): the anchor must outlive the issuer")
+    if ident.issuer == "pulumi" and ident.trust_anchor_pem and not ident.trust_anchor_key_pem:
+        r.errors.append(
+            f"{PROJECT}:trustAnchorKeyPem: missing; a shared linkerd.identity.trustAnchorPem "
+            "needs its private key to sign this cluster's issuer: "
+            "`pulumi config set --secret trustAnchorKeyPem < anchor.key`"
+        )
+    if ident.trust_anchor_key_pem and not ident.trust_anchor_pem:
+        r.errors.append(
+            f"{PROJECT}:trustAnchorKeyPem: set without linkerd.identity.trustAnchorPem; "
+            "set both to share a trust anchor, or neither to generate one"
+        )
+    if ident.issuer == "external" and not ident.trust_anchor_pem:
+        r.errors.append(
+            f"{PROJECT}:linkerd.identity.trustAnchorPem: missing; with issuer `external` the "
+            "trust anchor is managed outside the stack, so give its certificate (PEM) here"
+        )
+    if s.exposure.mode == "ingress" and not s.exposure.domain:
+        r.errors.append(
+            f"{PROJECT}:exposure.domain: missing; ingress mode needs a base domain, e.g. "
+            "`pulumi config set --path exposure.domain mesh.example.com`"
+        )
+    if s.exposure.tls_secret and s.exposure.cluster_issuer:
+        r.fail("exposure.clusterIssuer", s.exposure.cluster_issuer,
+               "set either exposure.tlsSecret or exposure.clusterIssuer, not both")
+    if s.exposure.mode != "ingress" and (s.exposure.tls_secret or s.exposure.cluster_issuer):
+        r.fail("exposure.mode", s.exposure.mode,
+               "TLS settings only apply to `ingress`; set mode to ingress or drop them")
+    if s.profile == "dev" and s.exposure.mode == "loadBalancer":
+        r.fail("exposure.mode", "loadBalancer",
+               "the dev profile exposes nothing publicly; use nodePort or port-forward, "
+               "or set profile to prod")

@@ -1,0 +1,198 @@
+"""Linkerd's certificates as code: trust anchor, identity issuer and webhook certificates.
+
+Everything here is made by pulumi-tls and lives in Pulumi state, so a re-render of the
+charts sees the same certificates every time (the charts would otherwise generate new
+webhook certificates on every render and restart the control plane on every `up`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_tls as tls
+
+# Webhook certificates are short-lived compared to the anchor but renewed by any `up` in
+# the last month of their life; Kubernetes checks them on every admission call.
+WEBHOOK_VALIDITY_HOURS = 24 * 365
+WEBHOOK_EARLY_RENEWAL_HOURS = 24 * 30
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook Service the chart fronts with a TLS certificate."""
+
+    role: str
+    service: str
+    namespace: str
+
+    @property
+    def dns_name(self) -> str:
+        # The API server calls the webhook at <service>.<namespace>.svc.
+        return f"{self.service}.{self.namespace}.svc"
+
+
+@dataclass(frozen=True)
+class WebhookCert:
+    cert_pem: pulumi.Output[str]
+    key_pem: pulumi.Output[str]
+    ca_bundle: pulumi.Output[str]
+
+
+@dataclass
+class IdentityArgs:
+    trust_domain: pulumi.Input[str]
+    """Linkerd's identity trust domain (the cluster domain unless configured)."""
+    webhooks: list[Webhook]
+    """Every webhook Service that needs a certificate (control plane and viz)."""
+    issuer_mode: str = "pulumi"
+    """`pulumi` makes the issuer here; `external` leaves it to cert-manager. Default: pulumi."""
+    trust_anchor_pem: str = ""
+    """A shared trust anchor. Default: empty, a new anchor is generated."""
+    trust_anchor_key_pem: pulumi.Input[str] | None = None
+    """The shared anchor's private key, a secret. Default: none."""
+    trust_anchor_validity_hours: int = 87600
+    """Default: ten years; rotating an anchor means re-issuing every proxy certificate."""
+    issuer_validity_hours: int = 8760
+    """Default: one year, as `linkerd install` does."""
+    issuer_early_renewal_hours: int = 720
+    """Default: 30 days before expiry, the window in which `linkerd check` starts warning."""
+
+
+class Identity(pulumi.ComponentResource):
+    """Trust anchor, identity issuer and webhook certificates for Linkerd.
+
+    Children: the anchor's key and self-signed certificate (unless shared), the issuer's key,
+    request and anchor-signed certificate (unless external), one webhook CA and a certificate
+    per webhook Service.
+
+    Outputs: `trust_anchor_pem` (public), `issuer_cert_pem`, `issuer_key_pem` (secret; None
+    when the issuer is external) and `webhook_certs` by role.
+    """
+
+    trust_anchor_pem: pulumi.Output[str]
+    issuer_cert_pem: pulumi.Output[str] | None
+    issuer_key_pem: pulumi.Output[str] | None
+
+    def __init__(
+        self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("meshstack:mesh:Identity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # --- Trust anchor -----------------------------------------------------------------
+        anchor_key_pem: pulumi.Input[str] | None
+        if args.trust_anchor_pem:
+            self.trust_anchor_pem = pulumi.Output.from_input(args.trust_anchor_pem)
+            anchor_key_pem = args.trust_anchor_key_pem
+        else:
+            anchor_key = _private_key(f"{name}-trust-anchor-key", child)
+            anchor = tls.SelfSignedCert(
+                f"{name}-trust-anchor",
+                private_key_pem=anchor_key.private_key_pem,
+                is_ca_certificate=True,
+                validity_period_hours=args.trust_anchor_validity_hours,
+                subject=tls.SelfSignedCertSubjectArgs(
+                    common_name=pulumi.Output.concat("root.linkerd.", args.trust_domain)
+                ),
+                allowed_uses=["cert_signing", "crl_signing"],
+                set_subject_key_id=True,
+                opts=child,
+            )
+            self.trust_anchor_pem = anchor.cert_pem
+            anchor_key_pem = anchor_key.private_key_pem
+
+        # --- Identity issuer --------------------------------------------------------------
+        self.issuer_cert_pem = None
+        self.issuer_key_pem = None
+        if args.issuer_mode == "pulumi":
+            assert anchor_key_pem is not None, "config validation requires the anchor's key"
+            issuer_key = _private_key(f"{name}-issuer-key", child)
+            request = tls.CertRequest(
+                f"{name}-issuer-request",
+                private_key_pem=issuer_key.private_key_pem,
+                subject=tls.CertRequestSubjectArgs(
+                    common_name=pulumi.Output.concat("identity.linkerd.", args.trust_domain)
+                ),
+                opts=child,
+            )
+            issuer = tls.LocallySignedCert(
+                f"{name}-issuer",
+                cert_request_pem=request.cert_request_pem,
+                ca_private_key_pem=pulumi.Output.secret(anchor_key_pem),
+                ca_cert_pem=self.trust_anchor_pem,
+                is_ca_certificate=True,
+                # The issuer signs workload certificates only, never another CA.
+                max_path_length=0,
+                validity_period_hours=args.issuer_validity_hours,
+                early_renewal_hours=args.issuer_early_renewal_hours,
+                allowed_uses=["cert_signing", "crl_signing", "server_auth", "client_auth"],
+                set_subject_key_id=True,
+                opts=child,
+            )
+            self.issuer_cert_pem = issuer.cert_pem
+            self.issuer_key_pem = pulumi.Output.secret(issuer_key.private_key_pem)
+
+        # --- Webhook certificates ---------------------------------------------------------
+        # One CA for all webhooks: the charts take the CA as `caBundle` for the API server.
+        webhook_ca_key = _private_key(f"{name}-webhook-ca-key", child)
+        webhook_ca = tls.SelfSignedCert(
+            f"{name}-webhook-ca",
+            private_key_pem=webhook_ca_key.private_key_pem,
+            is_ca_certificate=True,
+            validity_period_hours=args.trust_anchor_validity_hours,
+            subject=tls.SelfSignedCertSubjectArgs(common_name="webhook.linkerd.cluster.local"),
+            allowed_uses=["cert_signing", "crl_signing"],
+            set_subject_key_id=True,
+            opts=child,
+        )
+        self.webhook_certs: dict[str, WebhookCert] = {}
+        for hook in args.webhooks:
+            key = _private_key(f"{name}-{hook.role}-key", child)
+            request = tls.CertRequest(
+                f"{name}-{hook.role}-request",
+                private_key_pem=key.private_key_pem,
+                subject=tls.CertRequestSubjectArgs(common_name=hook.dns_name),
+                dns_names=[hook.dns_name],
+                opts=child,
+            )
+            cert = tls.LocallySignedCert(
+                f"{name}-{hook.role}",
+                cert_request_pem=request.cert_request_pem,
+                ca_private_key_pem=webhook_ca_key.private_key_pem,
+                ca_cert_pem=webhook_ca.cert_pem,
+                validity_period_hours=WEBHOOK_VALIDITY_HOURS,
+                early_renewal_hours=WEBHOOK_EARLY_RENEWAL_HOURS,
+                allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+                opts=child,
+            )
+            self.webhook_certs[hook.role] = WebhookCert(
+                cert_pem=cert.cert_pem,
+                # PKCS#8: the policy validator (Rust) rejects SEC1 `EC PRIVATE KEY` PEMs.
+                key_pem=pulumi.Output.secret(key.private_key_pem_pkcs8),
+                ca_bundle=webhook_ca.cert_pem,
+            )
+
+        self.register_outputs(
+            {
+                "trust_anchor_pem": self.trust_anchor_pem,
+                "issuer_cert_pem": self.issuer_cert_pem,
+                "issuer_key_pem": self.issuer_key_pem,
+            }
+        )
+
+
+def _private_key(name: str, opts: pulumi.ResourceOptions) -> tls.PrivateKey:
+    """An ECDSA P-256 key, the only kind Linkerd's issuer accepts."""
+    return tls.PrivateKey(
+        name,
+        algorithm="ECDSA",
+        ecdsa_curve="P256",
+        # Marked secret explicitly as well, so no provider upgrade can leak it to state.
+        opts=pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                additional_secret_outputs=["privateKeyPem", "privateKeyPemPkcs8"]
+            ),
+        ),
+    )

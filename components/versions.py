@@ -1,0 +1,66 @@
+"""Every pinned chart, chart repository and container image, in one place.
+
+Upgrading is a one-line change here plus a read of the upstream chart's values and
+templates for renamed keys and Services (the chart contract test renders the charts with
+the stack's values to catch exactly that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """A Helm chart pinned to one version from one repository."""
+
+    chart: str
+    version: str
+    repo: str
+
+
+# --- Linkerd ---------------------------------------------------------------------------------
+# https://github.com/linkerd/linkerd2/tree/main/charts — open-source Linkerd ships edge releases
+# only; edge-YY.M.N is published as chart version 20YY.M.N. The three charts share one version.
+LINKERD_VERSION = "2026.8.3"
+LINKERD_REPO = "https://helm.linkerd.io/edge"
+LINKERD_CRDS = ChartRef("linkerd-crds", LINKERD_VERSION, LINKERD_REPO)
+LINKERD_CONTROL_PLANE = ChartRef("linkerd-control-plane", LINKERD_VERSION, LINKERD_REPO)
+LINKERD_VIZ = ChartRef("linkerd-viz", LINKERD_VERSION, LINKERD_REPO)
+
+# Gateway API CRDs (standard channel) that Linkerd requires since 2.19.
+# https://github.com/kubernetes-sigs/gateway-api/releases
+GATEWAY_API_VERSION = "v1.2.1"
+GATEWAY_API_CRDS_URL = (
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download/"
+    f"{GATEWAY_API_VERSION}/standard-install.yaml"
+)
+
+# --- Tracing ---------------------------------------------------------------------------------
+# https://github.com/jaegertracing/helm-charts/tree/main/charts/jaeger (4.x = Jaeger v2)
+JAEGER = ChartRef("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
+JAEGER_IMAGE = "jaegertracing/jaeger:2.19.0"
+
+# https://github.com/open-telemetry/opentelemetry-helm-charts/tree/main/charts/opentelemetry-collector
+OTEL_COLLECTOR = ChartRef(
+    "opentelemetry-collector", "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts"
+)
+# The Kubernetes distribution: OTLP in, OTLP out, k8sattributes. No OpenCensus receiver.
+OTEL_COLLECTOR_IMAGE = ("otel/opentelemetry-collector-k8s", "0.158.0", "otelcol-k8s")
+# The last contrib release that still ships the OpenCensus receiver (removed from the
+# distributions in v0.132.0); only used while `tracing.openCensus` is on, because the
+# emojivoto v11 images export spans over OpenCensus only.
+OTEL_COLLECTOR_OPENCENSUS_IMAGE = ("otel/opentelemetry-collector-contrib", "0.131.1", "otelcol-contrib")
+
+# --- Logs and dashboards ---------------------------------------------------------------------
+# https://github.com/grafana-community/helm-charts/tree/main/charts/loki
+LOKI = ChartRef("loki", "18.11.0", "https://grafana-community.github.io/helm-charts")
+# https://github.com/grafana/alloy/tree/main/operations/helm/charts/alloy
+ALLOY = ChartRef("alloy", "1.11.1", "https://grafana.github.io/helm-charts")
+# https://github.com/grafana-community/helm-charts/tree/main/charts/grafana
+GRAFANA = ChartRef("grafana", "12.11.1", "https://grafana-community.github.io/helm-charts")
+
+# --- Demo application ------------------------------------------------------------------------
+# https://github.com/BuoyantIO/emojivoto — the images moved to ghcr.io in 2025; tag v11.
+EMOJIVOTO_REGISTRY = "ghcr.io/buoyantio"
+EMOJIVOTO_TAG = "v11"

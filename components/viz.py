@@ -1,0 +1,166 @@
+"""linkerd-viz: the dashboard with the golden metrics, its Prometheus and tap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components import common, sizing, versions
+from components.identity import Webhook, WebhookCert
+
+NAMESPACE = "linkerd-viz"
+# Service and port of the dashboard (viz `web.yaml`) and of the bundled Prometheus.
+DASHBOARD_SERVICE, DASHBOARD_PORT = "web", 8084
+PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
+# The viz Server that guards Prometheus; clients such as Grafana need an AuthorizationPolicy
+# against it (viz `prometheus-policy.yaml`).
+PROMETHEUS_SERVER = "prometheus-admin"
+
+VIZ_WEBHOOKS = {"tap": ("tap", "tap"), "tap-injector": ("tapInjector", "tap-injector")}
+
+# Hosts the dashboard answers by default (viz `web.yaml`), plus IP literals: a DNS-rebinding
+# attack needs a DNS name, so allowing addresses keeps the protection while letting a
+# LoadBalancer or NodePort address through.
+_DEFAULT_HOSTS = (
+    r"localhost",
+    r"127\.0\.0\.1",
+    r"web\.linkerd-viz\.svc\.cluster\.local",
+    r"web\.linkerd-viz\.svc",
+    r"\[::1\]",
+)
+_IP_LITERAL = r"(\d{1,3}\.){3}\d{1,3}"
+
+
+def webhooks() -> list[Webhook]:
+    return [Webhook(role, svc, NAMESPACE) for role, (_, svc) in VIZ_WEBHOOKS.items()]
+
+
+def enforced_host_regexp(external_host: str, allow_ip: bool) -> str:
+    """The dashboard's Host-header check, widened to the host users reach it by."""
+    hosts = list(_DEFAULT_HOSTS)
+    if external_host:
+        hosts.append(external_host.replace(".", r"\."))
+    if allow_ip:
+        hosts.append(_IP_LITERAL)
+    return rf"^({'|'.join(hosts)})(:\d+)?$"
+
+
+def namespace_metadata(prometheus_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What the viz chart's namespace template (CLI only) or its hook Job would set."""
+    labels = {"linkerd.io/extension": "viz", **common.PSA_PRIVILEGED}
+    annotations = {"viz.linkerd.io/external-prometheus": prometheus_url} if prometheus_url else {}
+    return labels, annotations
+
+
+def viz_values(
+    profile: str,
+    cluster_domain: str,
+    certs: dict[str, WebhookCert],
+    host_regexp: str,
+    prometheus_url: str,
+    grafana_external_url: str,
+    jaeger_url: str,
+) -> dict[str, Any]:
+    """Values for linkerd-viz. Pure: the same inputs give the same dict."""
+    component = sizing.size(profile, "viz-component").linkerd()
+    proxy = {"resources": sizing.size(profile, "linkerd-proxy").linkerd()}
+    values: dict[str, Any] = {
+        "linkerdNamespace": "linkerd",
+        "clusterDomain": cluster_domain,
+        "identityTrustDomain": cluster_domain,
+        # A post-install hook: Pulumi's v4 Chart never runs hooks, so the namespace is
+        # labelled by this program instead.
+        "createNamespaceMetadataJob": False,
+        "metricsAPI": {"resources": component, "proxy": proxy},
+        "dashboard": {"resources": component, "proxy": proxy, "enforcedHostRegexp": host_regexp},
+        "prometheus": {
+            "enabled": not prometheus_url,
+            "resources": sizing.size(profile, "viz-prometheus").linkerd(),
+            "proxy": proxy,
+        },
+    }
+    for role, (key, _) in VIZ_WEBHOOKS.items():
+        values[key] = {
+            "resources": component,
+            "proxy": proxy,
+            "externalSecret": False,
+            "crtPEM": certs[role].cert_pem,
+            "keyPEM": certs[role].key_pem,
+            "caBundle": certs[role].ca_bundle,
+        }
+    if prometheus_url:
+        values["prometheusUrl"] = prometheus_url
+    if grafana_external_url:
+        values["grafana"] = {"externalUrl": grafana_external_url}
+    if jaeger_url:
+        values["jaegerUrl"] = jaeger_url
+    if profile == "prod":
+        # Upstream values-ha.yaml.
+        values |= {"enablePodAntiAffinity": True, "enablePodDisruptionBudget": True}
+        values["tap"]["replicas"] = 3
+    return values
+
+
+@dataclass
+class VizArgs:
+    profile: str
+    cluster_domain: str
+    webhook_certs: dict[str, WebhookCert]
+    control_plane: pulumi.Resource
+    """The control-plane chart: viz pods are meshed and viz creates policy resources."""
+    external_host: str = ""
+    """The host users reach the dashboard by (ingress). Default: none, localhost only."""
+    allow_ip_hosts: bool = False
+    """Let the dashboard answer on an IP address (loadBalancer/nodePort). Default: false."""
+    prometheus_url: str = ""
+    """External Prometheus. Default: viz's own."""
+    grafana_external_url: str = ""
+    """Where the dashboard's Grafana links point. Default: no links."""
+    jaeger_url: str = ""
+    """Jaeger address for the dashboard's trace links. Default: none."""
+
+
+class Viz(pulumi.ComponentResource):
+    """The linkerd-viz extension.
+
+    Children: the `linkerd-viz` namespace and the chart. Outputs: `namespace`,
+    `dashboard_service` (`web:8084`) and `prometheus_url` (in-cluster).
+    """
+
+    namespace: pulumi.Output[str]
+    prometheus_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VizArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshstack:mesh:Viz", name, None, opts)
+        labels, annotations = namespace_metadata(args.prometheus_url)
+        ns = common.namespace(
+            NAMESPACE, f"{name}-namespace", self, labels, annotations,
+            # Created with the control plane ready, so its pods are injected.
+            depends_on=[args.control_plane],
+        )
+        self.chart = common.chart(
+            f"{name}-chart",
+            versions.LINKERD_VIZ,
+            "linkerd-viz",
+            ns.metadata.name,
+            viz_values(
+                args.profile,
+                args.cluster_domain,
+                args.webhook_certs,
+                enforced_host_regexp(args.external_host, args.allow_ip_hosts),
+                args.prometheus_url,
+                args.grafana_external_url,
+                args.jaeger_url,
+            ),
+            self,
+            depends_on=[args.control_plane],
+        )
+        self.namespace = ns.metadata.name
+        self.prometheus_url = pulumi.Output.from_input(
+            args.prometheus_url
+            or f"http://{common.svc_host(PROMETHEUS_SERVICE, NAMESPACE, args.cluster_domain)}"
+            f":{PROMETHEUS_PORT}"
+        )
+        self.register_outputs({"namespace": self.namespace, "prometheus_url": self.prometheus_url})
