@@ -155,6 +155,7 @@ grafana = (
             settings=settings.grafana,
             cluster_domain=settings.cluster_domain,
             control_plane=mesh.control_plane,
+            viz_chart=viz.chart,
             prometheus_url=viz.prometheus_url,
             bundled_prometheus=not settings.linkerd.prometheus_url,
             loki_url=logging.query_url if logging else None,
@@ -184,6 +185,8 @@ app = (
                 tracing_at.opencensus if tracing_at and settings.tracing.open_census else ""
             ),
             ingress_controller_namespace=plan.ingress_controller_namespace,
+            allow_unauthenticated_web=settings.exposure.mode in ("loadBalancer", "nodePort"),
+            cluster_domain=settings.cluster_domain,
         ),
         opts=on_cluster,
     )

@@ -141,6 +141,8 @@ class ExposureSettings:
     domain: str = ""
     tls_secret: str = ""
     cluster_issuer: str = ""
+    ingress_namespace: str = "ingress-nginx"
+    """Where the (meshed) ingress controller runs; its identity may call the app's web."""
 
 
 @dataclass(frozen=True)
@@ -491,7 +493,10 @@ def _emojivoto(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> EmojivotoSe
 
 
 def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
-    r.unknown(obj, "exposure", ("mode", "ingressClass", "domain", "tlsSecret", "clusterIssuer"))
+    r.unknown(
+        obj, "exposure",
+        ("mode", "ingressClass", "domain", "tlsSecret", "clusterIssuer", "ingressNamespace"),
+    )
     d = ExposureSettings()
     p = "exposure"
     return ExposureSettings(
@@ -506,6 +511,8 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
         cluster_issuer=r.pick(obj, p, "clusterIssuer", "",
                               lambda v: v == "" or _matches(_DNS_NAME)(v),
                               "expected the name of a cert-manager ClusterIssuer"),
+        ingress_namespace=r.pick(obj, p, "ingressNamespace", d.ingress_namespace,
+                                 _matches(_DNS_LABEL), "expected a namespace name"),
     )
 
 

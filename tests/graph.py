@@ -16,7 +16,7 @@ import datetime
 import hashlib
 import json
 import runpy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ PROJECT = "meshstack"
 SECRET_SIG = rpc._special_secret_sig
 SIG_KEY = rpc._special_sig_key
 # The stable "now" of the mock certificate authority, so two runs sign identical certificates.
+SECRET_CONFIG_KEYS = ("trustAnchorKeyPem", "alertWebhookUrl")
 MOCK_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -241,7 +242,13 @@ def _sign(
         .not_valid_before(MOCK_NOW)
         .not_valid_after(MOCK_NOW + datetime.timedelta(hours=hours))
         .add_extension(
-            x509.BasicConstraints(ca=is_ca, path_length=inputs.get("maxPathLength")), critical=True
+            x509.BasicConstraints(
+                ca=is_ca,
+                path_length=int(inputs["maxPathLength"])
+                if is_ca and inputs.get("maxPathLength") is not None
+                else None,
+            ),
+            critical=True,
         )
     )
     dns = inputs.get("dnsNames") or []
@@ -303,12 +310,23 @@ class StatefulMocks(mocks.Mocks):
         if typ == "tls:index/certRequest:CertRequest":
             key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
             csr = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
+            if inputs.get("dnsNames"):
+                csr = csr.add_extension(
+                    x509.SubjectAlternativeName([x509.DNSName(d) for d in inputs["dnsNames"]]),
+                    critical=False,
+                )
             signed = csr.sign(key, hashes.SHA256())  # type: ignore[arg-type]
             return {"certRequestPem": signed.public_bytes(serialization.Encoding.PEM).decode()}
         if typ == "tls:index/locallySignedCert:LocallySignedCert":
             csr = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
             ca = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
             ca_key = serialization.load_pem_private_key(inputs["caPrivateKeyPem"].encode(), None)
+            # Like the provider, the certificate takes its names from the request.
+            try:
+                san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                inputs = {**inputs, "dnsNames": san.get_values_for_type(x509.DNSName)}
+            except x509.ExtensionNotFound:
+                pass
             pem, end = _sign(inputs, csr.subject, csr.public_key(), ca.subject, ca_key, name)
             return {"certPem": pem, "validityEndTime": end}
         if typ == "random:index/randomPassword:RandomPassword":
@@ -347,27 +365,38 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Graph
     A program error is kept in `Graph.error` rather than raised, so tests can assert on it.
     """
     config = stack_config(stack, overrides)
+    return record(
+        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
+        stack=stack,
+        config=config,
+    )
+
+
+def record(
+    program: Callable[[], Any], stack: str = "dev", config: Mapping[str, Any] | None = None
+) -> Graph:
+    """Run `program` (any function that registers resources) under the recording mocks."""
+    config = dict(config or {})
     monitor = RecordingMonitor(StatefulMocks())
     old = pulumi_settings.SETTINGS
+    error: BaseException | None = None
     try:
         mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-        pulumi.runtime.set_all_config(to_raw(config), secret_keys=[
-            f"{PROJECT}:{k}" for k in ("trustAnchorKeyPem", "alertWebhookUrl") if k in config
-        ])
-        error: BaseException | None = None
+        pulumi.runtime.set_all_config(
+            to_raw(config),
+            secret_keys=[f"{PROJECT}:{k}" for k in SECRET_CONFIG_KEYS if k in config],
+        )
 
         @pulumi.runtime.test
-        def program() -> None:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        def run() -> None:
+            program()
 
         try:
-            program()
+            run()
         except Exception as exc:  # noqa: BLE001 - recorded for the test to inspect
             error = exc
         root = pulumi_settings.get_root_resource()
         if root is not None and not monitor.stack_outputs:
-            # The root stack registers its outputs when the program finishes; under mocks the
-            # outputs sit on the Stack object.
             monitor.stack_outputs = _stack_outputs(root)
     finally:
         pulumi_settings.configure(old)

@@ -1,0 +1,141 @@
+"""The Linkerd identity chain: trust anchor, issuer and webhook certificates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from components.identity import Identity, IdentityArgs, Webhook
+from components.mesh import webhooks as mesh_webhooks
+from components.viz import webhooks as viz_webhooks
+from tests.graph import Graph, leaves, record
+
+TLS = "tls:index/"
+
+
+def build(**overrides: Any) -> Graph:
+    args = dict(trust_domain="cluster.local", webhooks=mesh_webhooks() + viz_webhooks())
+    args.update(overrides)
+    graph = record(lambda: Identity("identity", IdentityArgs(**args)))
+    assert graph.error is None, graph.error
+    return graph
+
+
+@pytest.fixture(scope="module")
+def graph() -> Graph:
+    return build()
+
+
+def cert(graph: Graph, type_: str, name: str) -> x509.Certificate:
+    res = graph.get(f"{TLS}{type_}", name)
+    return x509.load_pem_x509_certificate(res.state["certPem"].encode())
+
+
+def test_issuer_certificate_is_a_ca_signed_by_the_trust_anchor(graph: Graph) -> None:
+    anchor = cert(graph, "selfSignedCert:SelfSignedCert", "identity-trust-anchor")
+    issuer = cert(graph, "locallySignedCert:LocallySignedCert", "identity-issuer")
+    issuer.verify_directly_issued_by(anchor)
+    assert issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert anchor.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_issuer_is_signed_with_the_anchor_key_not_its_own(graph: Graph) -> None:
+    issuer = graph.get(f"{TLS}locallySignedCert:LocallySignedCert", "identity-issuer")
+    anchor_key = graph.get(f"{TLS}privateKey:PrivateKey", "identity-trust-anchor-key")
+    issuer_key = graph.get(f"{TLS}privateKey:PrivateKey", "identity-issuer-key")
+    assert issuer.inputs["caPrivateKeyPem"] == anchor_key.state["privateKeyPem"]
+    assert issuer.inputs["caPrivateKeyPem"] != issuer_key.state["privateKeyPem"]
+
+
+def test_every_key_is_ecdsa_p256(graph: Graph) -> None:
+    keys = graph.of_type(f"{TLS}privateKey:PrivateKey")
+    assert len(keys) == 3 + len(mesh_webhooks() + viz_webhooks())
+    for key in keys:
+        assert (key.inputs["algorithm"], key.inputs["ecdsaCurve"]) == ("ECDSA", "P256"), key
+    for name in ("identity-trust-anchor", "identity-issuer"):
+        res = graph.find(f"{TLS}selfSignedCert:SelfSignedCert", name) or graph.get(
+            f"{TLS}locallySignedCert:LocallySignedCert", name
+        )
+        public = x509.load_pem_x509_certificate(res.state["certPem"].encode()).public_key()
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        assert public.curve.name == "secp256r1", name
+
+
+def test_every_private_key_is_asked_to_stay_secret(graph: Graph) -> None:
+    for key in graph.of_type(f"{TLS}privateKey:PrivateKey"):
+        assert {"privateKeyPem", "privateKeyPemPkcs8"} <= set(
+            key.options["additionalSecretOutputs"]
+        ), key
+
+
+def test_private_keys_reach_other_resources_only_as_secrets(graph: Graph) -> None:
+    for res in graph.resources:
+        for path, value, secret in leaves(res.raw_inputs):
+            if isinstance(value, str) and "PRIVATE KEY-----" in value:
+                assert secret, f"{res.urn}: {path} holds a private key in plain text"
+
+
+def test_issuer_lives_a_year_and_renews_a_month_early(graph: Graph) -> None:
+    issuer = graph.get(f"{TLS}locallySignedCert:LocallySignedCert", "identity-issuer")
+    assert issuer.inputs["validityPeriodHours"] == 8760
+    assert issuer.inputs["earlyRenewalHours"] == 720
+    assert issuer.inputs["maxPathLength"] == 0
+    anchor = graph.get(f"{TLS}selfSignedCert:SelfSignedCert", "identity-trust-anchor")
+    assert anchor.inputs["validityPeriodHours"] > issuer.inputs["validityPeriodHours"]
+
+
+def test_anchor_and_issuer_names_follow_the_trust_domain() -> None:
+    graph = build(trust_domain="mesh.internal")
+    anchor = cert(graph, "selfSignedCert:SelfSignedCert", "identity-trust-anchor")
+    issuer = cert(graph, "locallySignedCert:LocallySignedCert", "identity-issuer")
+    cn = x509.oid.NameOID.COMMON_NAME
+    assert anchor.subject.get_attributes_for_oid(cn)[0].value == "root.linkerd.mesh.internal"
+    assert issuer.subject.get_attributes_for_oid(cn)[0].value == "identity.linkerd.mesh.internal"
+
+
+@pytest.mark.parametrize("hook", mesh_webhooks() + viz_webhooks(), ids=lambda h: h.role)
+def test_webhook_certificate_chains_to_its_ca_bundle_for_the_service_name(
+    graph: Graph, hook: Webhook
+) -> None:
+    leaf = cert(graph, "locallySignedCert:LocallySignedCert", f"identity-{hook.role}")
+    ca = cert(graph, "selfSignedCert:SelfSignedCert", "identity-webhook-ca")
+    leaf.verify_directly_issued_by(ca)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [hook.dns_name]
+
+
+def test_webhook_service_names_are_the_ones_the_charts_create() -> None:
+    names = {h.dns_name for h in mesh_webhooks() + viz_webhooks()}
+    assert names == {
+        "linkerd-proxy-injector.linkerd.svc",
+        "linkerd-sp-validator.linkerd.svc",
+        "linkerd-policy-validator.linkerd.svc",
+        "tap.linkerd-viz.svc",
+        "tap-injector.linkerd-viz.svc",
+    }
+
+
+def test_a_shared_trust_anchor_signs_the_issuer_without_generating_a_new_anchor(
+    graph: Graph,
+) -> None:
+    anchor = graph.get(f"{TLS}selfSignedCert:SelfSignedCert", "identity-trust-anchor")
+    anchor_key = graph.get(f"{TLS}privateKey:PrivateKey", "identity-trust-anchor-key")
+    shared = build(
+        trust_anchor_pem=anchor.state["certPem"],
+        trust_anchor_key_pem=anchor_key.state["privateKeyPem"],
+    )
+    assert shared.find(f"{TLS}selfSignedCert:SelfSignedCert", "identity-trust-anchor") is None
+    issuer = cert(shared, "locallySignedCert:LocallySignedCert", "identity-issuer")
+    issuer.verify_directly_issued_by(x509.load_pem_x509_certificate(anchor.state["certPem"].encode()))
+    raw = shared.get(f"{TLS}locallySignedCert:LocallySignedCert", "identity-issuer").raw_inputs
+    assert any(p == "caPrivateKeyPem" and s for p, _, s in leaves(raw))
+
+
+def test_an_external_issuer_makes_no_issuer_certificate(graph: Graph) -> None:
+    anchor = graph.get(f"{TLS}selfSignedCert:SelfSignedCert", "identity-trust-anchor")
+    external = build(issuer_mode="external", trust_anchor_pem=anchor.state["certPem"])
+    assert external.find(f"{TLS}locallySignedCert:LocallySignedCert", "identity-issuer") is None
+    assert external.find(f"{TLS}privateKey:PrivateKey", "identity-issuer-key") is None
