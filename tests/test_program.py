@@ -1,0 +1,143 @@
+"""The whole program, as recorded for every stack file: schema, structure, secrets, contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.graph import Graph, is_secret, leaves, run_program
+
+# The Kubernetes versions the project supports: the pinned Linkerd needs 1.31 or newer, and
+# 1.35 is the newest its support table lists.
+KUBERNETES_VERSIONS = ("1.31.0", "1.35.0")
+
+# The stack-output contract (README "Outputs"): renaming or removing one breaks consumers.
+CONTRACT: dict[str, bool] = {  # name → secret
+    "profile": False,
+    "urls": False,
+    "portForwardCommands": False,
+    "linkerdNamespace": False,
+    "vizNamespace": False,
+    "trustDomain": False,
+    "trustAnchorPem": False,
+    "prometheusUrl": False,
+    "tracing": False,
+    "lokiPushUrl": False,
+    "grafanaAdminUser": False,
+    "grafanaAdminPassword": True,
+    "namespaces": False,
+    "teamNamespaces": False,
+}
+
+
+def manifest(res: Any) -> dict[str, Any]:
+    """The object as the provider would send it to the API server."""
+    obj = {k: v for k, v in res.inputs.items() if not k.startswith("__")}
+    group_version, kind = _api(res.type)
+    obj.setdefault("apiVersion", group_version)
+    obj.setdefault("kind", kind)
+    return obj
+
+
+def _api(type_: str) -> tuple[str, str]:
+    # kubernetes:core/v1:Namespace → v1, Namespace; kubernetes:networking.k8s.io/v1:Ingress
+    _, module, kind = type_.split(":")
+    group, version = module.rsplit("/", 1)
+    return (version if group == "core" else f"{group}/{version}"), kind
+
+
+def typed_objects(graph: Graph) -> list[Any]:
+    return [
+        r for r in graph.kubernetes_objects()
+        if not r.type.startswith("kubernetes:apiextensions.k8s.io/v1:CustomResource")
+        and "Patch" not in r.type.split(":")[-1]
+    ]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_typed_kubernetes_object_is_valid_for_the_supported_versions(
+    graphs: dict[str, Graph], version: str
+) -> None:
+    checked = 0
+    for graph in graphs.values():
+        for res in typed_objects(graph):
+            obj = manifest(res)
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                raise AssertionError(f"{res.urn} ({version}): {error}") from None
+            checked += 1
+    assert checked >= 10
+
+
+def test_the_program_runs_for_every_stack_file(graphs: dict[str, Graph]) -> None:
+    assert set(graphs) >= {"dev", "prod"}
+    for graph in graphs.values():
+        assert graph.error is None
+        assert len(graph.resources) > 20
+
+
+def test_every_resource_but_the_provider_sits_in_a_component(graphs: dict[str, Graph]) -> None:
+    for graph in graphs.values():
+        for res in graph.resources:
+            if res.type.startswith("pulumi:providers:"):
+                continue
+            if res.custom:
+                assert graph.ancestors(res), f"{res.urn} has no parent component"
+
+
+def test_children_are_named_after_their_component(dev: Graph) -> None:
+    for res in dev.resources:
+        parents = dev.ancestors(res)
+        if parents and not parents[0].type.startswith("kubernetes:"):
+            assert res.name.startswith(f"{parents[0].name}-"), res.urn
+
+
+def test_every_kubernetes_resource_uses_the_stack_provider(dev: Graph) -> None:
+    for res in dev.resources:
+        if res.type.startswith("kubernetes:") and res.custom:
+            assert "pulumi:providers:kubernetes::k8s" in res.options["provider"], res.urn
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_outputs_keep_the_documented_contract(graphs: dict[str, Graph], stack: str) -> None:
+    graph = graphs[stack]
+    assert set(graph.raw_outputs) == set(CONTRACT)
+    for name, secret in CONTRACT.items():
+        value = graph.raw_outputs[name]
+        if secret and graph.outputs[name] is not None:
+            assert is_secret(value), f"{name} must be a secret output"
+        if not secret:
+            assert not any(s for _, _, s in leaves(value)), f"{name} must not be secret"
+
+
+def test_no_plain_secret_leaks_into_outputs(dev: Graph) -> None:
+    password = dev.outputs["grafanaAdminPassword"]
+    assert password
+    for name, value in dev.raw_outputs.items():
+        for _, leaf, secret in leaves(value):
+            if leaf == password:
+                assert secret, name
+
+
+def test_trust_anchor_output_is_public_pem_and_no_key(dev: Graph) -> None:
+    pem = dev.outputs["trustAnchorPem"]
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE" not in pem
+
+
+def test_outputs_stay_clean_when_features_are_off() -> None:
+    g = run_program(
+        "dev",
+        {"enableTracing": False, "enableLogging": False, "enableGrafana": False,
+         "enableEmojivoto": False},
+    )
+    assert g.error is None
+    assert set(g.raw_outputs) == set(CONTRACT)
+    assert g.outputs["tracing"] is None and g.outputs["lokiPushUrl"] is None
+    assert g.outputs["grafanaAdminPassword"] is None
+    assert set(g.outputs["urls"]) == {"dashboard"}
+    cp = g.charts()["linkerd-control-plane"]
+    assert "tracing" not in cp.inputs["values"]["proxy"]
