@@ -28,7 +28,9 @@ EXPOSURE_MODES = ("port-forward", "ingress", "loadBalancer", "nodePort")
 # RFC 1123 label, the rule Kubernetes applies to namespace names.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A DNS subdomain (ingress base domain, cluster domain).
-_DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 # Kubernetes resource quantity for storage, e.g. 10Gi, 500Mi.
 _STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 # Prometheus/Loki duration in whole hours, e.g. 24h, 168h.
@@ -227,7 +229,7 @@ _EXAMPLE = {
     "boolean": "true or false",
     "integer": "a whole number such as 3",
     "number": "a number such as 0.95",
-    "object": 'a map, e.g. `pulumi config set --path tracing.storage badger`',
+    "object": "a map, e.g. `pulumi config set --path tracing.storage badger`",
     "array": "a list",
 }
 
@@ -321,7 +323,11 @@ def parse_settings(
     top = {k: v for k, v in values.items() if v is not None and TOP_LEVEL_KEYS[k] != "object"}
     profile = r.pick(top, "", "profile", "dev", _one_of(PROFILES), f"expected one of {PROFILES}")
     cluster_domain = r.pick(
-        top, "", "clusterDomain", "cluster.local", _matches(_DNS_NAME),
+        top,
+        "",
+        "clusterDomain",
+        "cluster.local",
+        _matches(_DNS_NAME),
         "expected a DNS name such as cluster.local",
     )
 
@@ -335,7 +341,9 @@ def parse_settings(
         tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
         logging=_logging(r, values["logging"] or {}, _flag(values, "enableLogging")),
         grafana=_grafana(
-            r, values["grafana"] or {}, _flag(values, "enableGrafana"),
+            r,
+            values["grafana"] or {},
+            _flag(values, "enableGrafana"),
             values["alertWebhookUrl"] or "",
         ),
         emojivoto=_emojivoto(r, values["emojivoto"] or {}, _flag(values, "enableEmojivoto")),
@@ -370,30 +378,49 @@ def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSett
     d = IdentitySettings()
     p = "linkerd.identity"
     anchor_pem = r.pick(
-        ident, p, "trustAnchorPem", "",
+        ident,
+        p,
+        "trustAnchorPem",
+        "",
         lambda v: isinstance(v, str) and (v == "" or "-----BEGIN CERTIFICATE-----" in v),
         "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or empty to generate one",
     )
     identity = IdentitySettings(
-        issuer=r.pick(ident, p, "issuer", d.issuer, _one_of(ISSUER_MODES),
-                      f"expected one of {ISSUER_MODES}"),
+        issuer=r.pick(
+            ident, p, "issuer", d.issuer, _one_of(ISSUER_MODES), f"expected one of {ISSUER_MODES}"
+        ),
         trust_anchor_pem=anchor_pem,
         trust_anchor_key_pem=SecretValue(anchor_key),
         trust_anchor_validity_hours=r.pick(
-            ident, p, "trustAnchorValidityHours", d.trust_anchor_validity_hours,
-            _is_int(24 * 30, 24 * 365 * 20), "expected hours between 720 (30 days) and 175200 (20 years)",
+            ident,
+            p,
+            "trustAnchorValidityHours",
+            d.trust_anchor_validity_hours,
+            _is_int(24 * 30, 24 * 365 * 20),
+            "expected hours between 720 (30 days) and 175200 (20 years)",
         ),
         issuer_validity_hours=r.pick(
-            ident, p, "issuerValidityHours", d.issuer_validity_hours,
-            _is_int(48, 24 * 365 * 5), "expected hours between 48 and 43800 (5 years)",
+            ident,
+            p,
+            "issuerValidityHours",
+            d.issuer_validity_hours,
+            _is_int(48, 24 * 365 * 5),
+            "expected hours between 48 and 43800 (5 years)",
         ),
         issuer_early_renewal_hours=r.pick(
-            ident, p, "issuerEarlyRenewalHours", d.issuer_early_renewal_hours,
-            _is_int(1, 24 * 365 * 5), "expected hours between 1 and 43800",
+            ident,
+            p,
+            "issuerEarlyRenewalHours",
+            d.issuer_early_renewal_hours,
+            _is_int(1, 24 * 365 * 5),
+            "expected hours between 1 and 43800",
         ),
     )
     prometheus_url = r.pick(
-        obj, "linkerd", "prometheusUrl", "",
+        obj,
+        "linkerd",
+        "prometheusUrl",
+        "",
         lambda v: isinstance(v, str) and (v == "" or re.match(r"^https?://[^\s/]+", v) is not None),
         "expected an http(s) URL such as http://prometheus.monitoring:9090, or empty for viz's own",
     )
@@ -410,16 +437,35 @@ def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettin
     keys = ("openCensus", "storage", "storageSize", "storageClass", "spanTtl")
     r.unknown(obj, "tracing", keys)
     d = TracingSettings()
-    ttl = r.pick(obj, "tracing", "spanTtl", f"{d.span_ttl_hours}h", _matches(_HOURS),
-                 "expected whole hours such as 72h")
+    ttl = r.pick(
+        obj,
+        "tracing",
+        "spanTtl",
+        f"{d.span_ttl_hours}h",
+        _matches(_HOURS),
+        "expected whole hours such as 72h",
+    )
     return TracingSettings(
         enabled=enabled,
-        open_census=r.pick(obj, "tracing", "openCensus", d.open_census, _is_bool,
-                           "expected true or false"),
-        storage=r.pick(obj, "tracing", "storage", d.storage, _one_of(TRACE_STORAGES),
-                       f"expected one of {TRACE_STORAGES}"),
-        storage_size=r.pick(obj, "tracing", "storageSize", d.storage_size, _matches(_STORAGE),
-                            "expected a size such as 10Gi"),
+        open_census=r.pick(
+            obj, "tracing", "openCensus", d.open_census, _is_bool, "expected true or false"
+        ),
+        storage=r.pick(
+            obj,
+            "tracing",
+            "storage",
+            d.storage,
+            _one_of(TRACE_STORAGES),
+            f"expected one of {TRACE_STORAGES}",
+        ),
+        storage_size=r.pick(
+            obj,
+            "tracing",
+            "storageSize",
+            d.storage_size,
+            _matches(_STORAGE),
+            "expected a size such as 10Gi",
+        ),
         storage_class=r.pick(obj, "tracing", "storageClass", "", _storage_class, _SC_HELP),
         span_ttl_hours=_hours(ttl),
     )
@@ -436,17 +482,27 @@ def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettin
     r.unknown(obj, "logging", ("retention", "persistence", "storageSize", "storageClass"))
     d = LoggingSettings()
     retention = r.pick(
-        obj, "logging", "retention", f"{d.retention_hours}h",
+        obj,
+        "logging",
+        "retention",
+        f"{d.retention_hours}h",
         lambda v: _matches(_HOURS)(v) and _hours(v) >= 24 and _hours(v) % 24 == 0,
         "expected whole days in hours, at least 24h (Loki's index period), such as 168h",
     )
     return LoggingSettings(
         enabled=enabled,
         retention_hours=_hours(retention),
-        persistence=r.pick(obj, "logging", "persistence", d.persistence, _is_bool,
-                           "expected true or false"),
-        storage_size=r.pick(obj, "logging", "storageSize", d.storage_size, _matches(_STORAGE),
-                            "expected a size such as 10Gi"),
+        persistence=r.pick(
+            obj, "logging", "persistence", d.persistence, _is_bool, "expected true or false"
+        ),
+        storage_size=r.pick(
+            obj,
+            "logging",
+            "storageSize",
+            d.storage_size,
+            _matches(_STORAGE),
+            "expected a size such as 10Gi",
+        ),
         storage_class=r.pick(obj, "logging", "storageClass", "", _storage_class, _SC_HELP),
     )
 
@@ -463,17 +519,35 @@ def _grafana(r: _Reader, obj: Mapping[str, Any], enabled: bool, webhook: str) ->
         r.fail("alertWebhookUrl", SecretValue(webhook), "expected an http(s) URL")
     return GrafanaSettings(
         enabled=enabled,
-        persistence=r.pick(obj, "grafana", "persistence", d.persistence, _is_bool,
-                           "expected true or false"),
-        grafana_com_dashboards=r.pick(obj, "grafana", "grafanaComDashboards",
-                                      d.grafana_com_dashboards, _is_bool, "expected true or false"),
-        success_rate_threshold=float(r.pick(
-            alerts, "grafana.alerts", "successRate", d.success_rate_threshold,
-            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
-            "expected a fraction between 0 and 1 (exclusive), such as 0.95",
-        )),
-        latency_p99_ms=r.pick(alerts, "grafana.alerts", "latencyP99Ms", d.latency_p99_ms,
-                              _is_int(1, 600_000), "expected milliseconds, such as 500"),
+        persistence=r.pick(
+            obj, "grafana", "persistence", d.persistence, _is_bool, "expected true or false"
+        ),
+        grafana_com_dashboards=r.pick(
+            obj,
+            "grafana",
+            "grafanaComDashboards",
+            d.grafana_com_dashboards,
+            _is_bool,
+            "expected true or false",
+        ),
+        success_rate_threshold=float(
+            r.pick(
+                alerts,
+                "grafana.alerts",
+                "successRate",
+                d.success_rate_threshold,
+                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
+                "expected a fraction between 0 and 1 (exclusive), such as 0.95",
+            )
+        ),
+        latency_p99_ms=r.pick(
+            alerts,
+            "grafana.alerts",
+            "latencyP99Ms",
+            d.latency_p99_ms,
+            _is_int(1, 600_000),
+            "expected milliseconds, such as 500",
+        ),
         alert_webhook_url=SecretValue(webhook),
     )
 
@@ -482,10 +556,15 @@ def _emojivoto(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> EmojivotoSe
     r.unknown(obj, "emojivoto", ("replicas", "voteBotReplicas"))
     return EmojivotoSettings(
         enabled=enabled,
-        replicas=r.pick(obj, "emojivoto", "replicas", 1, _is_int(1, 10),
-                        "expected a whole number from 1 to 10"),
+        replicas=r.pick(
+            obj, "emojivoto", "replicas", 1, _is_int(1, 10), "expected a whole number from 1 to 10"
+        ),
         vote_bot_replicas=r.pick(
-            obj, "emojivoto", "voteBotReplicas", 1, _is_int(0, 20),
+            obj,
+            "emojivoto",
+            "voteBotReplicas",
+            1,
+            _is_int(0, 20),
             "expected a whole number from 0 (no traffic) to 20; each replica votes about once "
             "a second",
         ),
@@ -494,25 +573,56 @@ def _emojivoto(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> EmojivotoSe
 
 def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
     r.unknown(
-        obj, "exposure",
+        obj,
+        "exposure",
         ("mode", "ingressClass", "domain", "tlsSecret", "clusterIssuer", "ingressNamespace"),
     )
     d = ExposureSettings()
     p = "exposure"
     return ExposureSettings(
-        mode=r.pick(obj, p, "mode", d.mode, _one_of(EXPOSURE_MODES),
-                    f"expected one of {EXPOSURE_MODES}"),
-        ingress_class=r.pick(obj, p, "ingressClass", d.ingress_class, _matches(_DNS_NAME),
-                             "expected an IngressClass name such as nginx"),
-        domain=r.pick(obj, p, "domain", "", lambda v: v == "" or _matches(_DNS_NAME)(v),
-                      "expected a lower-case DNS name such as mesh.example.com"),
-        tls_secret=r.pick(obj, p, "tlsSecret", "", lambda v: v == "" or _matches(_DNS_NAME)(v),
-                          "expected the name of a kubernetes.io/tls Secret"),
-        cluster_issuer=r.pick(obj, p, "clusterIssuer", "",
-                              lambda v: v == "" or _matches(_DNS_NAME)(v),
-                              "expected the name of a cert-manager ClusterIssuer"),
-        ingress_namespace=r.pick(obj, p, "ingressNamespace", d.ingress_namespace,
-                                 _matches(_DNS_LABEL), "expected a namespace name"),
+        mode=r.pick(
+            obj, p, "mode", d.mode, _one_of(EXPOSURE_MODES), f"expected one of {EXPOSURE_MODES}"
+        ),
+        ingress_class=r.pick(
+            obj,
+            p,
+            "ingressClass",
+            d.ingress_class,
+            _matches(_DNS_NAME),
+            "expected an IngressClass name such as nginx",
+        ),
+        domain=r.pick(
+            obj,
+            p,
+            "domain",
+            "",
+            lambda v: v == "" or _matches(_DNS_NAME)(v),
+            "expected a lower-case DNS name such as mesh.example.com",
+        ),
+        tls_secret=r.pick(
+            obj,
+            p,
+            "tlsSecret",
+            "",
+            lambda v: v == "" or _matches(_DNS_NAME)(v),
+            "expected the name of a kubernetes.io/tls Secret",
+        ),
+        cluster_issuer=r.pick(
+            obj,
+            p,
+            "clusterIssuer",
+            "",
+            lambda v: v == "" or _matches(_DNS_NAME)(v),
+            "expected the name of a cert-manager ClusterIssuer",
+        ),
+        ingress_namespace=r.pick(
+            obj,
+            p,
+            "ingressNamespace",
+            d.ingress_namespace,
+            _matches(_DNS_LABEL),
+            "expected a namespace name",
+        ),
     )
 
 
@@ -534,8 +644,12 @@ def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]
         r.unknown(entry, p, ("name", "adopt"))
         name = entry.get("name")
         if not isinstance(name, str) or not _DNS_LABEL.match(name):
-            r.fail(f"{p}.name", name, "expected a namespace name: lower-case letters, digits "
-                   "and '-', at most 63 characters")
+            r.fail(
+                f"{p}.name",
+                name,
+                "expected a namespace name: lower-case letters, digits "
+                "and '-', at most 63 characters",
+            )
             continue
         if name in RESERVED_NAMESPACES:
             r.fail(f"{p}.name", name, "this namespace belongs to the platform; choose a team's own")
@@ -553,12 +667,18 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
     """Rules that tie keys together."""
     ident = s.linkerd.identity
     if ident.issuer_early_renewal_hours >= ident.issuer_validity_hours:
-        r.fail("linkerd.identity.issuerEarlyRenewalHours", ident.issuer_early_renewal_hours,
-               f"must be shorter than issuerValidityHours ({ident.issuer_validity_hours})")
+        r.fail(
+            "linkerd.identity.issuerEarlyRenewalHours",
+            ident.issuer_early_renewal_hours,
+            f"must be shorter than issuerValidityHours ({ident.issuer_validity_hours})",
+        )
     if ident.issuer_validity_hours >= ident.trust_anchor_validity_hours:
-        r.fail("linkerd.identity.issuerValidityHours", ident.issuer_validity_hours,
-               f"must be shorter than trustAnchorValidityHours "
-               f"({ident.trust_anchor_validity_hours}): the anchor must outlive the issuer")
+        r.fail(
+            "linkerd.identity.issuerValidityHours",
+            ident.issuer_validity_hours,
+            f"must be shorter than trustAnchorValidityHours "
+            f"({ident.trust_anchor_validity_hours}): the anchor must outlive the issuer",
+        )
     if ident.issuer == "pulumi" and ident.trust_anchor_pem and not ident.trust_anchor_key_pem:
         r.errors.append(
             f"{PROJECT}:trustAnchorKeyPem: missing; a shared linkerd.identity.trustAnchorPem "
@@ -581,12 +701,21 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
             "`pulumi config set --path exposure.domain mesh.example.com`"
         )
     if s.exposure.tls_secret and s.exposure.cluster_issuer:
-        r.fail("exposure.clusterIssuer", s.exposure.cluster_issuer,
-               "set either exposure.tlsSecret or exposure.clusterIssuer, not both")
+        r.fail(
+            "exposure.clusterIssuer",
+            s.exposure.cluster_issuer,
+            "set either exposure.tlsSecret or exposure.clusterIssuer, not both",
+        )
     if s.exposure.mode != "ingress" and (s.exposure.tls_secret or s.exposure.cluster_issuer):
-        r.fail("exposure.mode", s.exposure.mode,
-               "TLS settings only apply to `ingress`; set mode to ingress or drop them")
+        r.fail(
+            "exposure.mode",
+            s.exposure.mode,
+            "TLS settings only apply to `ingress`; set mode to ingress or drop them",
+        )
     if s.profile == "dev" and s.exposure.mode == "loadBalancer":
-        r.fail("exposure.mode", "loadBalancer",
-               "the dev profile exposes nothing publicly; use nodePort or port-forward, "
-               "or set profile to prod")
+        r.fail(
+            "exposure.mode",
+            "loadBalancer",
+            "the dev profile exposes nothing publicly; use nodePort or port-forward, "
+            "or set profile to prod",
+        )

@@ -44,19 +44,44 @@ class Target:
 # (viz `web.yaml`, the grafana and jaeger charts for their release names, emojivoto.py).
 TARGETS: dict[str, Target] = {
     "dashboard": Target(
-        "linkerd-viz", "web", 8084, 8084, 30084, "linkerd",
-        {"linkerd.io/extension": "viz", "component": "web"}, 8084,
+        "linkerd-viz",
+        "web",
+        8084,
+        8084,
+        30084,
+        "linkerd",
+        {"linkerd.io/extension": "viz", "component": "web"},
+        8084,
     ),
     "grafana": Target(
-        "grafana", "grafana", 80, 3000, 30300, "grafana",
-        {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "grafana"}, 3000,
+        "grafana",
+        "grafana",
+        80,
+        3000,
+        30300,
+        "grafana",
+        {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "grafana"},
+        3000,
     ),
     "jaeger": Target(
-        "tracing", "jaeger", 16686, 16686, 30686, "jaeger",
-        {"app.kubernetes.io/name": "jaeger", "app.kubernetes.io/instance": "jaeger"}, 16686,
+        "tracing",
+        "jaeger",
+        16686,
+        16686,
+        30686,
+        "jaeger",
+        {"app.kubernetes.io/name": "jaeger", "app.kubernetes.io/instance": "jaeger"},
+        16686,
     ),
     "app": Target(
-        "emojivoto", "web-svc", 80, 8080, 30080, "emojivoto", {"app": "web-svc"}, 8080,
+        "emojivoto",
+        "web-svc",
+        80,
+        8080,
+        30080,
+        "emojivoto",
+        {"app": "web-svc"},
+        8080,
     ),
 }
 
@@ -151,9 +176,7 @@ def ingress_spec(p: Plan, key: str) -> dict[str, Any]:
                         {
                             "path": "/",
                             "pathType": "Prefix",
-                            "backend": {
-                                "service": {"name": t.service, "port": {"number": t.port}}
-                            },
+                            "backend": {"service": {"name": t.service, "port": {"number": t.port}}},
                         }
                     ]
                 },
@@ -161,9 +184,7 @@ def ingress_spec(p: Plan, key: str) -> dict[str, Any]:
         ],
     }
     if p.scheme == "https":
-        spec["tls"] = [
-            {"hosts": [host], "secretName": p.tls_secret or f"{t.host_prefix}-tls"}
-        ]
+        spec["tls"] = [{"hosts": [host], "secretName": p.tls_secret or f"{t.host_prefix}-tls"}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",

@@ -43,14 +43,20 @@ JAEGER_IMAGE = "jaegertracing/jaeger:2.19.0"
 
 # https://github.com/open-telemetry/opentelemetry-helm-charts/tree/main/charts/opentelemetry-collector
 OTEL_COLLECTOR = ChartRef(
-    "opentelemetry-collector", "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts"
+    "opentelemetry-collector",
+    "0.170.0",
+    "https://open-telemetry.github.io/opentelemetry-helm-charts",
 )
 # The Kubernetes distribution: OTLP in, OTLP out, k8sattributes. No OpenCensus receiver.
 OTEL_COLLECTOR_IMAGE = ("otel/opentelemetry-collector-k8s", "0.158.0", "otelcol-k8s")
 # The last contrib release that still ships the OpenCensus receiver (removed from the
 # distributions in v0.132.0); only used while `tracing.openCensus` is on, because the
 # emojivoto v11 images export spans over OpenCensus only.
-OTEL_COLLECTOR_OPENCENSUS_IMAGE = ("otel/opentelemetry-collector-contrib", "0.131.1", "otelcol-contrib")
+OTEL_COLLECTOR_OPENCENSUS_IMAGE = (
+    "otel/opentelemetry-collector-contrib",
+    "0.131.1",
+    "otelcol-contrib",
+)
 
 # --- Logs and dashboards ---------------------------------------------------------------------
 # https://github.com/grafana-community/helm-charts/tree/main/charts/loki

@@ -132,11 +132,17 @@ class Viz(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     prometheus_url: pulumi.Output[str]
 
-    def __init__(self, name: str, args: VizArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: VizArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("meshstack:mesh:Viz", name, None, opts)
         labels, annotations = namespace_metadata(args.prometheus_url)
         ns = common.namespace(
-            NAMESPACE, f"{name}-namespace", self, labels, annotations,
+            NAMESPACE,
+            f"{name}-namespace",
+            self,
+            labels,
+            annotations,
             # Created with the control plane ready, so its pods are injected.
             depends_on=[args.control_plane],
         )

@@ -162,7 +162,9 @@ class Graph:
 
     def charts(self) -> dict[str, Resource]:
         """Helm v4 charts by release name."""
-        return {r.inputs.get("name") or r.name: r for r in self.of_type("kubernetes:helm.sh/v4:Chart")}
+        return {
+            r.inputs.get("name") or r.name: r for r in self.of_type("kubernetes:helm.sh/v4:Chart")
+        }
 
     def ancestors(self, res: Resource) -> list[Resource]:
         out = []
@@ -289,45 +291,59 @@ class StatefulMocks(mocks.Mocks):
             self.state[key] = {**inputs, **self._outputs(args.typ, args.name, inputs)}
         return f"{args.name}_id", self.state[key]
 
-    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None
 
     def _outputs(self, typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         if typ == "tls:index/privateKey:PrivateKey":
             assert inputs.get("algorithm") == "ECDSA", f"{name}: mocks make ECDSA keys only"
             curve = {"P256": ec.SECP256R1(), "P384": ec.SECP384R1()}[inputs["ecdsaCurve"]]
-            key = _seeded_key(name) if isinstance(curve, ec.SECP256R1) else ec.generate_private_key(curve)
+            key: Any = (
+                _seeded_key(name)
+                if isinstance(curve, ec.SECP256R1)
+                else ec.generate_private_key(curve)
+            )
             public = key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
             pem = _pem_key(key)
-            return {"privateKeyPem": pem, "privateKeyPemPkcs8": pem, "publicKeyPem": public.decode()}
+            return {
+                "privateKeyPem": pem,
+                "privateKeyPemPkcs8": pem,
+                "publicKeyPem": public.decode(),
+            }
         if typ == "tls:index/selfSignedCert:SelfSignedCert":
-            key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
+            signer: Any = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
             subject = _name(inputs.get("subject"))
-            pem, end = _sign(inputs, subject, key.public_key(), subject, key, name)
+            pem, end = _sign(inputs, subject, signer.public_key(), subject, signer, name)
             return {"certPem": pem, "validityEndTime": end}
         if typ == "tls:index/certRequest:CertRequest":
-            key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
-            csr = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
+            owner: Any = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
+            builder = x509.CertificateSigningRequestBuilder().subject_name(
+                _name(inputs.get("subject"))
+            )
             if inputs.get("dnsNames"):
-                csr = csr.add_extension(
+                builder = builder.add_extension(
                     x509.SubjectAlternativeName([x509.DNSName(d) for d in inputs["dnsNames"]]),
                     critical=False,
                 )
-            signed = csr.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+            signed = builder.sign(owner, hashes.SHA256())
             return {"certRequestPem": signed.public_bytes(serialization.Encoding.PEM).decode()}
         if typ == "tls:index/locallySignedCert:LocallySignedCert":
-            csr = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
+            request = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
             ca = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
-            ca_key = serialization.load_pem_private_key(inputs["caPrivateKeyPem"].encode(), None)
+            ca_key: Any = serialization.load_pem_private_key(
+                inputs["caPrivateKeyPem"].encode(), None
+            )
             # Like the provider, the certificate takes its names from the request.
             try:
-                san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                san = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
                 inputs = {**inputs, "dnsNames": san.get_values_for_type(x509.DNSName)}
             except x509.ExtensionNotFound:
                 pass
-            pem, end = _sign(inputs, csr.subject, csr.public_key(), ca.subject, ca_key, name)
+            pem, end = _sign(
+                inputs, request.subject, request.public_key(), ca.subject, ca_key, name
+            )
             return {"certPem": pem, "validityEndTime": end}
         if typ == "random:index/randomPassword:RandomPassword":
             digest = hashlib.sha256(name.encode()).hexdigest()
@@ -393,7 +409,7 @@ def record(
 
         try:
             run()
-        except Exception as exc:  # noqa: BLE001 - recorded for the test to inspect
+        except Exception as exc:
             error = exc
         root = pulumi_settings.get_root_resource()
         if root is not None and not monitor.stack_outputs:

@@ -45,14 +45,12 @@ def test_prod_stack_is_highly_available_persistent_and_ingress_exposed() -> None
 
 
 def test_secret_values_are_hidden_from_repr() -> None:
-    s = parse(
-        {"alertWebhookUrl": "https://hooks.example.com/abc"}, secret=("alertWebhookUrl",)
-    )
+    s = parse({"alertWebhookUrl": "https://hooks.example.com/abc"}, secret=("alertWebhookUrl",))
     assert "hooks.example.com" not in repr(s)
 
 
 # Each case: config overrides → the key the error must name.
-BAD = [
+BAD: list[tuple[dict[str, Any], str]] = [
     ({"profile": "staging"}, "meshstack:profile"),
     ({"clusterDomain": "Cluster_Local"}, "meshstack:clusterDomain"),
     ({"enableTracing": "yes"}, "meshstack:enableTracing"),
@@ -80,20 +78,34 @@ BAD = [
         "meshstack:exposure.clusterIssuer",
     ),
     ({"exposure": {"tlsSecret": "mesh-tls"}}, "meshstack:exposure.mode"),
-    ({"onboarding": {"namespaces": [{"name": "Team_A"}]}}, "meshstack:onboarding.namespaces[0].name"),
+    (
+        {"onboarding": {"namespaces": [{"name": "Team_A"}]}},
+        "meshstack:onboarding.namespaces[0].name",
+    ),
     ({"onboarding": {"namespaces": ["a", "a"]}}, "meshstack:onboarding.namespaces[1].name"),
     ({"onboarding": {"namespaces": ["linkerd"]}}, "meshstack:onboarding.namespaces[0].name"),
-    ({"onboarding": {"namespaces": [{"name": "a", "adopt": "no"}]}},
-     "meshstack:onboarding.namespaces[0].adopt"),
+    (
+        {"onboarding": {"namespaces": [{"name": "a", "adopt": "no"}]}},
+        "meshstack:onboarding.namespaces[0].adopt",
+    ),
     ({"onboarding": {"namespaces": "team-a"}}, "meshstack:onboarding.namespaces"),
     ({"linkerd": {"identity": {"issuer": "vault"}}}, "meshstack:linkerd.identity.issuer"),
-    ({"linkerd": {"identity": {"issuerValidityHours": 10}}},
-     "meshstack:linkerd.identity.issuerValidityHours"),
-    ({"linkerd": {"identity": {"issuerEarlyRenewalHours": 9000}}},
-     "meshstack:linkerd.identity.issuerEarlyRenewalHours"),
-    ({"linkerd": {"identity": {"trustAnchorPem": "not a cert"}}},
-     "meshstack:linkerd.identity.trustAnchorPem"),
-    ({"linkerd": {"identity": {"issuer": "external"}}}, "meshstack:linkerd.identity.trustAnchorPem"),
+    (
+        {"linkerd": {"identity": {"issuerValidityHours": 10}}},
+        "meshstack:linkerd.identity.issuerValidityHours",
+    ),
+    (
+        {"linkerd": {"identity": {"issuerEarlyRenewalHours": 9000}}},
+        "meshstack:linkerd.identity.issuerEarlyRenewalHours",
+    ),
+    (
+        {"linkerd": {"identity": {"trustAnchorPem": "not a cert"}}},
+        "meshstack:linkerd.identity.trustAnchorPem",
+    ),
+    (
+        {"linkerd": {"identity": {"issuer": "external"}}},
+        "meshstack:linkerd.identity.trustAnchorPem",
+    ),
     ({"linkerd": {"prometheusUrl": "prometheus:9090"}}, "meshstack:linkerd.prometheusUrl"),
     ({"linkerd": {"instalGatewayApiCrds": False}}, "meshstack:linkerd.instalGatewayApiCrds"),
     ({"trustAnchorKeyPem": "-----BEGIN PRIVATE KEY-----"}, "meshstack:trustAnchorKeyPem"),
@@ -115,8 +127,19 @@ def test_every_error_says_what_to_write_instead() -> None:
         with pytest.raises(cfg.ConfigError) as caught:
             parse(overrides)
         line = next(x for x in str(caught.value).splitlines() if x.startswith(f"{key}:"))
-        assert any(word in line for word in ("expected", "set ", "did you mean", "known keys",
-                                             "missing", "choose", "list each", "must")), line
+        assert any(
+            word in line
+            for word in (
+                "expected",
+                "set ",
+                "did you mean",
+                "known keys",
+                "missing",
+                "choose",
+                "list each",
+                "must",
+            )
+        ), line
 
 
 def test_all_problems_are_reported_at_once() -> None:
@@ -131,9 +154,7 @@ def test_a_typo_suggests_the_intended_key() -> None:
 
 
 def test_secret_keys_set_with_secret_are_accepted() -> None:
-    s = parse(
-        {"alertWebhookUrl": "https://hooks.example.com/x"}, secret=("alertWebhookUrl",)
-    )
+    s = parse({"alertWebhookUrl": "https://hooks.example.com/x"}, secret=("alertWebhookUrl",))
     assert s.grafana.alert_webhook_url.value == "https://hooks.example.com/x"
 
 

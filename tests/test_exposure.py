@@ -54,8 +54,11 @@ def test_ingress_routes_each_host_to_the_service_and_port(modes: dict[str, Graph
     for ing in ingresses:
         rule = ing.inputs["spec"]["rules"][0]
         backend = rule["http"]["paths"][0]["backend"]["service"]
-        by_host[rule["host"]] = (ing.inputs["metadata"]["namespace"], backend["name"],
-                                 backend["port"]["number"])
+        by_host[rule["host"]] = (
+            ing.inputs["metadata"]["namespace"],
+            backend["name"],
+            backend["port"]["number"],
+        )
         assert ing.inputs["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
         assert ing.inputs["spec"]["tls"][0]["hosts"] == [rule["host"]]
     for key, t in exposure.TARGETS.items():
@@ -82,7 +85,8 @@ def test_service_modes_select_the_chart_pods_on_the_target_port(
     modes: dict[str, Graph], mode: str
 ) -> None:
     services = [
-        s for s in modes[mode].of_type("kubernetes:core/v1:Service")
+        s
+        for s in modes[mode].of_type("kubernetes:core/v1:Service")
         if s.inputs["metadata"]["name"].startswith("meshstack-")
     ]
     assert len(services) == 4

@@ -17,7 +17,10 @@ TLS = "tls:index/"
 
 
 def build(**overrides: Any) -> Graph:
-    args = dict(trust_domain="cluster.local", webhooks=mesh_webhooks() + viz_webhooks())
+    args: dict[str, Any] = {
+        "trust_domain": "cluster.local",
+        "webhooks": mesh_webhooks() + viz_webhooks(),
+    }
     args.update(overrides)
     graph = record(lambda: Identity("identity", IdentityArgs(**args)))
     assert graph.error is None, graph.error
@@ -129,7 +132,9 @@ def test_a_shared_trust_anchor_signs_the_issuer_without_generating_a_new_anchor(
     )
     assert shared.find(f"{TLS}selfSignedCert:SelfSignedCert", "identity-trust-anchor") is None
     issuer = cert(shared, "locallySignedCert:LocallySignedCert", "identity-issuer")
-    issuer.verify_directly_issued_by(x509.load_pem_x509_certificate(anchor.state["certPem"].encode()))
+    issuer.verify_directly_issued_by(
+        x509.load_pem_x509_certificate(anchor.state["certPem"].encode())
+    )
     raw = shared.get(f"{TLS}locallySignedCert:LocallySignedCert", "identity-issuer").raw_inputs
     assert any(p == "caPrivateKeyPem" and s for p, _, s in leaves(raw))
 

@@ -22,8 +22,14 @@ def certs(roles: list[str]) -> dict[str, WebhookCert]:
 
 def cp_values(profile: str = "dev", tracing: mesh.TracingHookup | None = None) -> dict[str, Any]:
     return mesh.control_plane_values(
-        profile, "cluster.local", "anchor", "pulumi", "crt", "key",
-        certs(list(mesh.CONTROL_PLANE_WEBHOOKS)), tracing,
+        profile,
+        "cluster.local",
+        "anchor",
+        "pulumi",
+        "crt",
+        "key",
+        certs(list(mesh.CONTROL_PLANE_WEBHOOKS)),
+        tracing,
     )
 
 
@@ -76,12 +82,16 @@ def test_proxy_tracing_points_at_the_collector_identity_when_tracing_is_on() -> 
 
 def test_external_issuer_uses_cert_manager_scheme_and_external_ca() -> None:
     values = mesh.control_plane_values(
-        "dev", "cluster.local", "anchor", "external", None, None,
-        certs(list(mesh.CONTROL_PLANE_WEBHOOKS)), None,
+        "dev",
+        "cluster.local",
+        "anchor",
+        "external",
+        None,
+        None,
+        certs(list(mesh.CONTROL_PLANE_WEBHOOKS)),
+        None,
     )
-    assert values["identity"] == {
-        "externalCA": True, "issuer": {"scheme": "kubernetes.io/tls"}
-    }
+    assert values["identity"] == {"externalCA": True, "issuer": {"scheme": "kubernetes.io/tls"}}
 
 
 def test_linkerd_namespace_carries_the_labels_the_cli_would_set() -> None:
@@ -98,9 +108,13 @@ def test_linkerd_namespace_carries_the_labels_the_cli_would_set() -> None:
 
 def viz_values(**kw: Any) -> dict[str, Any]:
     args: dict[str, Any] = dict(
-        profile="dev", cluster_domain="cluster.local", certs=certs(list(viz.VIZ_WEBHOOKS)),
-        host_regexp=viz.enforced_host_regexp("", False), prometheus_url="",
-        grafana_external_url="", jaeger_url="",
+        profile="dev",
+        cluster_domain="cluster.local",
+        certs=certs(list(viz.VIZ_WEBHOOKS)),
+        host_regexp=viz.enforced_host_regexp("", False),
+        prometheus_url="",
+        grafana_external_url="",
+        jaeger_url="",
     )
     args.update(kw)
     return viz.viz_values(**args)
@@ -122,8 +136,18 @@ def test_viz_tap_webhooks_get_fixed_certificates() -> None:
 @pytest.mark.parametrize(
     ("host", "allow_ip", "accepted", "rejected"),
     [
-        ("", False, ["localhost:8084", "web.linkerd-viz.svc:8084"], ["evil.example.com", "10.0.0.1"]),
-        ("linkerd.mesh.example.com", False, ["linkerd.mesh.example.com"], ["linkerdXmesh.example.com"]),
+        (
+            "",
+            False,
+            ["localhost:8084", "web.linkerd-viz.svc:8084"],
+            ["evil.example.com", "10.0.0.1"],
+        ),
+        (
+            "linkerd.mesh.example.com",
+            False,
+            ["linkerd.mesh.example.com"],
+            ["linkerdXmesh.example.com"],
+        ),
         ("", True, ["203.0.113.10:8084"], ["attacker.example.com"]),
     ],
 )

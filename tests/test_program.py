@@ -50,7 +50,8 @@ def _api(type_: str) -> tuple[str, str]:
 
 def typed_objects(graph: Graph) -> list[Any]:
     return [
-        r for r in graph.kubernetes_objects()
+        r
+        for r in graph.kubernetes_objects()
         if not r.type.startswith("kubernetes:apiextensions.k8s.io/v1:CustomResource")
         and "Patch" not in r.type.split(":")[-1]
     ]
@@ -131,8 +132,12 @@ def test_trust_anchor_output_is_public_pem_and_no_key(dev: Graph) -> None:
 def test_outputs_stay_clean_when_features_are_off() -> None:
     g = run_program(
         "dev",
-        {"enableTracing": False, "enableLogging": False, "enableGrafana": False,
-         "enableEmojivoto": False},
+        {
+            "enableTracing": False,
+            "enableLogging": False,
+            "enableGrafana": False,
+            "enableEmojivoto": False,
+        },
     )
     assert g.error is None
     assert set(g.raw_outputs) == set(CONTRACT)
