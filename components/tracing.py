@@ -179,7 +179,9 @@ def _version(tag: str) -> tuple[int, ...]:
 
 def collector_image(open_census: bool) -> tuple[str, str, str]:
     """(repository, tag, command) of the collector image: see the module docstring."""
-    return versions.OTEL_COLLECTOR_OPENCENSUS_IMAGE if open_census else versions.OTEL_COLLECTOR_IMAGE
+    if open_census:
+        return versions.OTEL_COLLECTOR_OPENCENSUS_IMAGE
+    return versions.OTEL_COLLECTOR_IMAGE
 
 
 def collector_config(open_census: bool, cluster_domain: str) -> dict[str, Any]:

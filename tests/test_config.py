@@ -164,3 +164,14 @@ def test_bad_config_stops_the_program_before_any_resource_is_registered() -> Non
     assert "meshstack:profile" in str(graph.error)
     assert type(graph.error).__name__ == "RunError"
     assert graph.resources == []
+
+
+def test_readme_documents_every_config_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key, decl in declared.items():
+        if decl["type"] == "object":
+            for sub in decl["default"]:
+                assert f"`{key}.{sub}" in readme, f"README lacks {key}.{sub}"
+        else:
+            assert f"`{key}`" in readme, f"README lacks {key}"
