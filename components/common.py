@@ -27,8 +27,13 @@ def namespace(
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
     depends_on: list[pulumi.Resource] | None = None,
+    retain_on_delete: bool = False,
 ) -> k8s.core.v1.Namespace:
-    """A namespace owned by the stack, labelled as part of the platform."""
+    """A namespace owned by the stack, labelled as part of the platform.
+
+    `retain_on_delete` keeps the namespace on `pulumi destroy`: deleting a namespace deletes
+    every PersistentVolumeClaim in it, retained or not, so a namespace holding data is kept.
+    """
     return k8s.core.v1.Namespace(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -36,7 +41,9 @@ def namespace(
             labels={**MANAGED_BY, **(labels or {})},
             annotations=dict(annotations or {}) or None,
         ),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []),
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=depends_on or [], retain_on_delete=retain_on_delete
+        ),
     )
 
 

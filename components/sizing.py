@@ -50,12 +50,15 @@ SIZES: dict[str, dict[str, Resources]] = {
         "viz-component": _r("10m", "30Mi", "100m", "128Mi"),
         "viz-prometheus": _r("50m", "150Mi", "500m", "512Mi"),
         "otel-collector": _r("20m", "64Mi", "200m", "256Mi"),
-        "jaeger": _r("20m", "64Mi", "250m", "256Mi"),
+        # The memory store holds ~100 MiB of traces in dev (MEMORY_MAX_TRACES in tracing.py);
+        # the limit leaves room for Badger's memtables and cache when it is chosen instead.
+        "jaeger": _r("20m", "128Mi", "250m", "512Mi"),
         "loki": _r("50m", "128Mi", "500m", "512Mi"),
         "loki-sidecar": _r("10m", "32Mi", "100m", "64Mi"),
         "alloy": _r("20m", "64Mi", "200m", "256Mi"),
         "alloy-config-reloader": _r("5m", "16Mi", "50m", "32Mi"),
-        "grafana": _r("50m", "128Mi", "500m", "384Mi"),
+        # Grafana 13 documents 512 MB as its minimum.
+        "grafana": _r("50m", "192Mi", "500m", "512Mi"),
         "grafana-sidecar": _r("10m", "32Mi", "100m", "96Mi"),
         "grafana-init": _r("10m", "16Mi", "100m", "64Mi"),
         "emojivoto": _r("10m", "16Mi", "100m", "64Mi"),

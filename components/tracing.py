@@ -29,9 +29,16 @@ Facts this module is built on (research: jaeger chart 4.11.1, collector chart 0.
   annotation, so a config change would never reach a running pod; a SHA-256 of the config is
   set as an env var to roll the pod. The collector chart adds `checksum/config` itself.
 
-Upgrading: bump `versions.JAEGER`/`OTEL_COLLECTOR`, render both charts with these values and
-check the Service names and ports and the pods' `serviceAccountName` against `addresses()`
-(Linkerd refuses to export to any other identity).
+Operations:
+- Upgrading: bump `versions.JAEGER`/`OTEL_COLLECTOR`, render both charts with these values and
+  check the Service names and ports and the pods' `serviceAccountName` against `addresses()`
+  (Linkerd refuses to export to any other identity).
+- Badger and `pulumi destroy`: the claim is retained (never deleted by Pulumi), and so is the
+  `tracing` namespace while Badger is on, because deleting a namespace deletes every claim in
+  it. Both must be adopted before the next `pulumi up` on the same cluster (`pulumi import`,
+  README "Clean up"), since the provider refuses to create an object that already exists.
+- Linkerd bakes the collector address into each proxy at injection: restart meshed workloads
+  after turning tracing on or changing the address.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ JAEGER_FULLNAME = JAEGER_RELEASE
 JAEGER_SERVICE = JAEGER_FULLNAME
 # Ports of the chart's single Service (hard-coded in jaeger-service.yaml; no values for them).
 JAEGER_OTLP_GRPC_PORT = 4317
+JAEGER_OTLP_HTTP_PORT = 4318
 JAEGER_QUERY_PORT = 16686
 JAEGER_QUERY_GRPC_PORT = 16685
 # The chart's liveness and readiness probes GET /status on this port (hard-coded).
@@ -69,7 +77,7 @@ BADGER_MOUNT = "/badger"
 JAEGER_STORE = "primary_store"
 # Traces the memory store keeps, per profile: it holds them in the heap, so the count must
 # fit the `jaeger` memory limit in components.sizing. An emojivoto trace is ~20 spans of
-# ~1 KiB, so 5,000 traces ≈ 100 MiB (about 80 minutes of one vote-bot) under a 256Mi limit.
+# ~1 KiB, so 5,000 traces ≈ 100 MiB (about 80 minutes of one vote-bot) under a 512Mi limit.
 MEMORY_MAX_TRACES = {"dev": 5_000, "prod": 100_000}
 
 # Collector: without `fullnameOverride` the chart would name everything
@@ -405,7 +413,7 @@ def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dic
             "otlp": {
                 "protocols": {
                     "grpc": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_OTLP_GRPC_PORT}"},
-                    "http": {"endpoint": f"{ALL_INTERFACES}:{OTLP_HTTP_PORT}"},
+                    "http": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_OTLP_HTTP_PORT}"},
                 }
             }
         },
@@ -440,7 +448,7 @@ def jaeger_values(profile: str, settings: TracingSettings) -> dict[str, Any]:
         "serviceAccount": {"automountServiceAccountToken": False},
         # userconfig is mounted with subPath, so an edit would never reach a running pod;
         # a new hash changes the pod template and rolls it.
-        "extraEnv": [{"name": "JAEGER_USERCONFIG_SHA256", "value": config_hash(userconfig)}],
+        "extraEnv": [{"name": "MESHSTACK_USERCONFIG_SHA256", "value": config_hash(userconfig)}],
     }
     if settings.storage == "badger":
         jaeger["extraVolumes"] = [
@@ -465,8 +473,8 @@ class TracingArgs:
     settings: TracingSettings = field(default_factory=TracingSettings)
     """Default: memory storage and the OpenCensus receiver on (what the emojivoto demo needs).
     `storage: badger` keeps spans on a retained PersistentVolumeClaim of `storage_size` and
-    `storage_class` for `span_ttl_hours`; size the `jaeger` memory limit for Badger's caches
-    (the dev limit is tight for it)."""
+    `storage_class` for `span_ttl_hours`. Badger's memtables and block cache count against the
+    `jaeger` memory limit in components.sizing; check it under real load."""
     cluster_domain: str = "cluster.local"
     """Default: cluster.local. The addresses handed to Linkerd and the apps are names in it."""
 
@@ -503,6 +511,8 @@ class Tracing(pulumi.ComponentResource):
             annotations=common.INJECT_ENABLED,
             # Created once the proxy injector runs, so the charts' pods are meshed.
             depends_on=[args.control_plane],
+            # The Badger claim is kept on destroy, and it only survives if its namespace does.
+            retain_on_delete=args.settings.storage == "badger",
         )
 
         jaeger_deps: list[pulumi.Resource] = []

@@ -37,8 +37,11 @@ GATEWAY_API_CRDS_URL = (
 )
 
 # --- Tracing ---------------------------------------------------------------------------------
-# https://github.com/jaegertracing/helm-charts/tree/main/charts/jaeger (4.x = Jaeger v2)
+# https://github.com/jaegertracing/helm-charts/tree/main/charts/jaeger (4.x = Jaeger v2). At
+# least 4.11.1: `jaeger.extraVolumes`/`extraVolumeMounts` (the Badger claim) came back there.
+# The chart is marked experimental (minor versions may break): re-render before bumping.
 JAEGER = ChartRef("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
+# The chart's appVersion, pinned here so a chart bump cannot change Jaeger silently.
 JAEGER_IMAGE = "jaegertracing/jaeger:2.19.0"
 
 # https://github.com/open-telemetry/opentelemetry-helm-charts/tree/main/charts/opentelemetry-collector
@@ -47,6 +50,7 @@ OTEL_COLLECTOR = ChartRef(
     "0.170.0",
     "https://open-telemetry.github.io/opentelemetry-helm-charts",
 )
+# Collector images are (repository, tag, command name in the image).
 # The Kubernetes distribution: OTLP in, OTLP out, k8sattributes. No OpenCensus receiver.
 OTEL_COLLECTOR_IMAGE = ("otel/opentelemetry-collector-k8s", "0.158.0", "otelcol-k8s")
 # The last contrib release that still ships the OpenCensus receiver (removed from the

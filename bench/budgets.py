@@ -1,0 +1,54 @@
+"""The budgets the program is held to, in one place: tests/test_budgets.py asserts the ones
+that are properties of the program (footprint, readiness stages, dependencies) and
+bench/run.py reports the ones that are timings on the machine it runs on.
+"""
+
+from __future__ import annotations
+
+from bench.footprint import GI
+
+# --- Footprint (tests) -----------------------------------------------------------------------
+# The dev stack must fit a laptop kind cluster next to the developer's own work.
+DEV_CPU_REQUEST_M = 2000
+DEV_MEMORY_REQUEST_B = 3 * GI
+
+# --- Readiness stages (tests) ----------------------------------------------------------------
+# CRDs → control plane → everything else in parallel (/work/shared/architecture.md).
+MAX_READINESS_STAGES = 3
+
+# --- Dependencies between components (tests) -------------------------------------------------
+# Component `<Name>` (the last part of its `meshstack:<module>:<Name>` type) → the components
+# it may depend on, with the reason. Anything else in the recorded graph is a wait (or an
+# ordering) nobody needs; addresses that cross components are plain strings from config.
+ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
+    "Identity": {},
+    "Mesh": {"Identity": "the control plane's trust anchor, issuer and webhook certificates"},
+    "Viz": {
+        "Identity": "viz's tap webhook certificates",
+        "Mesh": "viz pods are meshed and viz creates policy resources",
+    },
+    "Tracing": {"Mesh": "the collector and Jaeger are meshed (injected at creation)"},
+    # Not meshed (components/logging.py): Loki and Alloy wait for nothing of the stack's.
+    "Logging": {},
+    "Grafana": {
+        "Mesh": "Grafana is meshed and reaches viz's Prometheus with policy",
+        "Viz": "queries viz's Prometheus",
+        "Logging": "queries Loki",
+        "Tracing": "queries Jaeger",
+    },
+    "Emojivoto": {"Mesh": "meshed, default-deny, policy resources"},
+    "Onboarding": {"Mesh": "team namespaces are injected, and hold policy resources"},
+    "Exposure": {
+        "Viz": "fronts the dashboard",
+        "Grafana": "fronts Grafana",
+        "Tracing": "fronts Jaeger",
+        "Emojivoto": "fronts the app's web",
+    },
+}
+
+# --- Timings (bench/run.py; machine dependent, so not tests) ---------------------------------
+# Evaluating the dev stack under mocks within this multiple of importing the same modules.
+EVAL_TO_IMPORT_RATIO = 1.5
+# A stack with this many onboarded namespaces evaluates within SCALE_SECONDS.
+SCALE_NAMESPACES = 100
+SCALE_SECONDS = 5.0

@@ -1,0 +1,417 @@
+"""`make bench`: time the program under mocks and write bench/results.md.
+
+Timings run in fresh interpreters (bench/probe.py), several times each, interleaved, and
+report medians:
+
+- **imports alone**: importing every module the program's run loads, except the project's own
+  (the SDKs, their dependencies, the mock harness, the stdlib modules they pull in);
+- **cold evaluation**: a fresh process importing the harness and running the program once
+  (what `pulumi preview` spends in the language host, mocks standing in for the engine);
+- **evaluation after imports**: the same run with those modules imported beforehand, so only
+  the project's code and the Pulumi runtime's work are timed.
+
+Then the figures that are properties of the program, not of this machine (bench/footprint.py,
+bench/graphs.py), and a cProfile of the largest scaling run, grouped by package.
+
+    python bench/run.py [--runs N] [--scaling-runs N] [--output PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import budgets, graphs  # noqa: E402
+from bench.footprint import Footprint, Totals, cores, footprint, gib  # noqa: E402
+
+PROBE = ROOT / "bench" / "probe.py"
+WORK = ROOT / "bench" / ".work"
+STACKS = ("dev", "prod")
+SCALING = (0, 10, 50, 100)
+
+
+# --- Measuring -------------------------------------------------------------------------------
+
+
+def probe(*args: str) -> dict[str, Any]:
+    """Run bench/probe.py in a fresh interpreter; its JSON plus `wall_s` (spawn to exit)."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(PROBE), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "0"},
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"probe {' '.join(args)} failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def median(samples: Sequence[dict[str, Any]], key: str) -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+
+
+def collect(runs: int, scaling_runs: int) -> dict[str, Any]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    modules: set[str] = set()
+    for stack in STACKS:
+        modules |= set(probe("modules", stack)["modules"])
+    # The largest scaling run too: onboarding may load modules the stack files do not.
+    modules |= set(probe("modules", "dev", str(max(SCALING)))["modules"])
+    module_file = WORK / "modules.txt"
+    module_file.write_text("\n".join(sorted(modules)) + "\n")
+
+    # Every probe once per round, so drift on the machine spreads over all of them.
+    plan: dict[str, tuple[str, ...]] = {"import": ("import", str(module_file))}
+    for stack in STACKS:
+        plan[f"cold:{stack}"] = ("eval", stack, "0")
+        plan[f"warm:{stack}"] = ("eval", stack, "0", str(module_file))
+    samples: dict[str, list[dict[str, Any]]] = {key: [] for key in plan}
+    for _ in range(runs):
+        for key, args in plan.items():
+            samples[key].append(probe(*args))
+
+    scale_plan = {}
+    for n in SCALING:
+        scale_plan[f"cold:{n}"] = ("eval", "dev", str(n))
+        scale_plan[f"warm:{n}"] = ("eval", "dev", str(n), str(module_file))
+    for _ in range(scaling_runs):
+        for key, args in scale_plan.items():
+            samples.setdefault(key, []).append(probe(*args))
+
+    failed = sorted({m for s in samples["import"] for m in s["failed"]})
+    return {"samples": samples, "modules": len(modules), "import_failures": failed}
+
+
+def profile_by_package(count: int) -> tuple[list[tuple[str, float]], list[tuple[str, float]], float]:
+    """cProfile of a cold run with `count` namespaces in a fresh process: own time per
+    package, the top functions by own time, and the profiled total."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.prof"
+        subprocess.run(
+            [sys.executable, "-m", "cProfile", "-o", str(out), str(PROBE), "eval", "dev",
+             str(count)],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )
+        stats = pstats.Stats(str(out))
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    by_package: dict[str, float] = {}
+    functions: list[tuple[str, float]] = []
+    total = 0.0
+    for (filename, line, func), (_, _, tottime, _, _) in raw.items():
+        total += tottime
+        by_package[_package(filename)] = by_package.get(_package(filename), 0.0) + tottime
+        functions.append((f"{_short(filename)}:{line} {func}", tottime))
+    return (
+        sorted(by_package.items(), key=lambda kv: -kv[1]),
+        sorted(functions, key=lambda kv: -kv[1])[:12],
+        total,
+    )
+
+
+def _package(filename: str) -> str:
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins (C)"
+    path = Path(filename)
+    parts = path.parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    try:
+        rel = path.resolve().relative_to(ROOT)
+        return f"project: {rel.parts[0]}"
+    except ValueError:
+        return "stdlib"
+
+
+def _short(filename: str) -> str:
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        return "/".join(parts[parts.index("site-packages") + 1 :])
+    try:
+        return str(Path(filename).resolve().relative_to(ROOT))
+    except ValueError:
+        return filename if filename.startswith(("<", "~")) else "/".join(parts[-2:])
+
+
+# --- Figures of the program ------------------------------------------------------------------
+
+
+def program_figures() -> dict[str, Any]:
+    from tests.graph import run_program
+
+    out: dict[str, Any] = {}
+    for stack in STACKS:
+        graph = run_program(stack)
+        if graph.error is not None:
+            raise graph.error
+        edges = graphs.component_dependencies(graph)
+        out[stack] = {
+            "graph": graph,
+            "footprint": footprint(graph),
+            "path": graphs.critical_path(graph),
+            "edges": edges,
+            "disallowed": graphs.disallowed(edges, budgets.ALLOWED_DEPENDENCIES),
+        }
+    return out
+
+
+# --- Report ----------------------------------------------------------------------------------
+
+
+def _s(x: float) -> str:
+    return f"{x:.3f} s"
+
+
+def _mark(ok: bool) -> str:
+    return "within budget" if ok else "**over budget**"
+
+
+def _totals_row(name: str, t: Totals) -> str:
+    return (
+        f"| {name} | {t.pods} | {t.containers} | {cores(t.cpu_request_m)} | "
+        f"{gib(t.memory_request_b)} | {cores(t.cpu_limit_m)} | {gib(t.memory_limit_b)} |"
+    )
+
+
+def _footprint_section(stack: str, fp: Footprint) -> list[str]:
+    lines = [
+        f"### {stack}",
+        "",
+        "| namespace | pods | containers | CPU requests (cores) | memory requests | "
+        "CPU limits (cores) | memory limits |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for ns, t in fp.namespaces().items():
+        lines.append(_totals_row(ns, t))
+    lines.append(_totals_row("**total**", fp.totals()))
+    proxies = [x for x in fp.lines if x.container == "linkerd-proxy"]
+    pt = fp.totals(proxies)
+    lines += [
+        "",
+        f"Linkerd proxies: {sum(x.replicas for x in proxies)}, requesting "
+        f"{cores(pt.cpu_request_m)} cores and {gib(pt.memory_request_b)} of the total.",
+    ]
+    unsized = fp.unsized
+    if unsized:
+        lines.append(
+            "Containers running without requests set by the program: "
+            + ", ".join(f"`{x.namespace}/{x.workload}/{x.container}`" for x in unsized)
+            + "."
+        )
+    unbounded = [x for x in fp.lines if x.sizes.is_set and x.sizes.limits.memory_b is None]
+    if unbounded:
+        lines.append(
+            "Without a memory limit: "
+            + ", ".join(f"`{x.namespace}/{x.workload}/{x.container}`" for x in unbounded)
+            + "."
+        )
+    lines += [f"Note: {n}." for n in fp.notes]
+    lines.append("")
+    return lines
+
+
+def _describe(res: Any) -> str:
+    kind = res.type.rsplit(":", 1)[-1]
+    release = (res.inputs or {}).get("name") if kind == "Chart" else None
+    return f"`{res.name}` ({kind}{f' {release}' if release else ''})"
+
+
+def report(timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: int,
+           scaling_runs: int) -> str:
+    s = timings["samples"]
+    imp = median(s["import"], "import_s")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# meshstack benchmark results",
+        "",
+        f"Written by `make bench` (`bench/run.py`) on {now}.",
+        f"Machine: `{platform.platform()}`, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}.",
+        "",
+        "## Program evaluation under mocks",
+        "",
+        f"Medians of {runs} fresh processes each, interleaved. *Imports alone*: importing the "
+        f"{timings['modules']} modules a run of the program loads, the project's own excepted "
+        "(pulumi, pulumi_kubernetes, pulumi_tls, pulumi_random, grpc, protobuf, the mock "
+        "harness's yaml and cryptography, and the stdlib they pull in). *Cold*: a fresh process "
+        "importing the harness (`tests.graph`) and running `run_program` once, timed from the "
+        "first line of the script. *After imports*: `run_program` alone, with those modules "
+        "imported first. Wall: spawn to exit, interpreter start-up included.",
+        "",
+        "| stack | resources | imports alone | cold: imports + evaluation | wall | "
+        "evaluation after imports | cold / imports | evaluation / imports |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratios = {}
+    for stack in STACKS:
+        cold, warm = s[f"cold:{stack}"], s[f"warm:{stack}"]
+        c, w = median(cold, "total_s"), median(warm, "eval_s")
+        ratios[stack] = (c / imp, w / imp)
+        out.append(
+            f"| {stack} | {cold[0]['resources']} | {_s(imp)} | {_s(c)} | "
+            f"{_s(median(cold, 'wall_s'))} | {_s(w)} | {c / imp:.2f} | {w / imp:.2f} |"
+        )
+    if timings["import_failures"]:
+        out += ["", "Modules that did not import on their own (loaded by their parents): "
+                + ", ".join(f"`{m}`" for m in timings["import_failures"]) + "."]
+    limit = budgets.EVAL_TO_IMPORT_RATIO
+    cold_ratio, warm_ratio = ratios["dev"]
+    out += [
+        "",
+        f"Budget: the dev stack's evaluation within {limit}× the imports alone. "
+        f"Evaluation after imports: {warm_ratio:.2f}× ({_mark(warm_ratio <= limit)}); "
+        f"cold, imports included: {cold_ratio:.2f}× ({_mark(cold_ratio <= limit)}).",
+        "",
+        "## Scaling with onboarded namespaces (dev stack)",
+        "",
+        f"`onboarding.namespaces` = `team-0` … `team-(n-1)`; medians of {scaling_runs} fresh "
+        "processes each.",
+        "",
+        "| namespaces | resources | cold: imports + evaluation | wall | evaluation after imports |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    warm_points, cold_points = [], []
+    for n in SCALING:
+        cold, warm = s[f"cold:{n}"], s[f"warm:{n}"]
+        c, w = median(cold, "total_s"), median(warm, "eval_s")
+        cold_points.append((n, c))
+        warm_points.append((n, w))
+        out.append(
+            f"| {n} | {cold[0]['resources']} | {_s(c)} | {_s(median(cold, 'wall_s'))} | {_s(w)} |"
+        )
+    per_ns = slope(warm_points)
+    per_ns_cold = slope(cold_points)
+    res_per_ns = (s[f"cold:{SCALING[-1]}"][0]["resources"] - s["cold:0"][0]["resources"]) / max(
+        SCALING[-1], 1
+    )
+    big_cold = dict(cold_points)[budgets.SCALE_NAMESPACES]
+    big_wall = median(s[f"cold:{budgets.SCALE_NAMESPACES}"], "wall_s")
+    out += [
+        "",
+        f"Per namespace (least-squares slope): {per_ns * 1000:.1f} ms after imports, "
+        f"{per_ns_cold * 1000:.1f} ms cold; {res_per_ns:.0f} resources each.",
+        f"Budget: {budgets.SCALE_NAMESPACES} namespaces within {budgets.SCALE_SECONDS:.0f} s: "
+        f"{_s(big_cold)} cold ({_mark(big_cold < budgets.SCALE_SECONDS)}), {_s(big_wall)} wall "
+        f"({_mark(big_wall < budgets.SCALE_SECONDS)}).",
+        "",
+    ]
+
+    by_package, functions, total = prof
+    out += [
+        f"### Where the time goes (cProfile, cold run, {budgets.SCALE_NAMESPACES} namespaces)",
+        "",
+        f"Own time by package, {_s(total)} profiled (cProfile slows Python code down, so the "
+        "shares matter, not the sum):",
+        "",
+        "| package | own time | share |",
+        "|---|---:|---:|",
+    ]
+    for pkg, t in by_package[:10]:
+        out.append(f"| {pkg} | {_s(t)} | {t / total:.0%} |")
+    out += ["", "Top functions by own time:", "", "| function | own time |", "|---|---:|"]
+    for fn, t in functions:
+        out.append(f"| `{fn}` | {_s(t)} |")
+
+    out += [
+        "",
+        "## Footprint: CPU and memory the program requests",
+        "",
+        "Computed by `bench/footprint.py` from the recorded graph: typed workloads "
+        "(containers × replicas) and each chart's values at the paths `footprint.CHARTS` maps "
+        "(which pods a chart runs, how many, which values key sizes each container), plus one "
+        "Linkerd proxy per meshed pod with the control plane's `proxy.resources` (or the "
+        "chart's own proxy override). DaemonSets on one node (the kind cluster); init "
+        "containers and the heartbeat CronJob left out.",
+        "",
+    ]
+    for stack in STACKS:
+        out += _footprint_section(stack, figures[stack]["footprint"])
+    dev = figures["dev"]["footprint"].totals()
+    ok = (
+        dev.cpu_request_m <= budgets.DEV_CPU_REQUEST_M
+        and dev.memory_request_b <= budgets.DEV_MEMORY_REQUEST_B
+    )
+    out += [
+        f"Budget: dev requests within {cores(budgets.DEV_CPU_REQUEST_M)} CPU and "
+        f"{gib(budgets.DEV_MEMORY_REQUEST_B)}: {cores(dev.cpu_request_m)} CPU, "
+        f"{gib(dev.memory_request_b)} ({_mark(ok)}).",
+        "",
+        "## Critical path: sequential readiness stages",
+        "",
+        "The longest chain of depends-on between resources `pulumi up` waits to be ready "
+        "(charts, ConfigFiles, workloads, Services with selectors, Ingresses, claims), through "
+        "the ones it does not (namespaces, ConfigMaps, Secrets, policy resources, certificates); "
+        "`bench/graphs.py`.",
+        "",
+    ]
+    for stack in STACKS:
+        path = figures[stack]["path"]
+        budget = _mark(len(path) <= budgets.MAX_READINESS_STAGES)
+        out.append(f"- **{stack}**: {len(path)} stages ({budget}): "
+                   + " → ".join(_describe(r) for r in path))
+    out += [
+        "",
+        "## Dependencies between components",
+        "",
+        "Recorded (dependent → dependency), against `bench/budgets.ALLOWED_DEPENDENCIES`:",
+        "",
+    ]
+    for stack in STACKS:
+        edges = figures[stack]["edges"]
+        bad = set(figures[stack]["disallowed"])
+        shown = ", ".join(
+            f"{a} → {b}" + (" (**not allowed**)" if (a, b) in bad else "")
+            for a, b in sorted(edges)
+        )
+        out.append(f"- **{stack}**: {shown or 'none'}")
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--scaling-runs", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    timings = collect(args.runs, args.scaling_runs)
+    figures = program_figures()
+    prof = profile_by_package(budgets.SCALE_NAMESPACES)
+    args.output.write_text(report(timings, figures, prof, args.runs, args.scaling_runs))
+    print(f"wrote {args.output.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
