@@ -228,19 +228,27 @@ pulumi.export("vizNamespace", viz.namespace)
 pulumi.export("trustDomain", mesh.trust_domain)
 pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
 pulumi.export("prometheusUrl", viz.prometheus_url)
-pulumi.export("tracing", tracing.endpoints if tracing else None)
-pulumi.export("lokiPushUrl", logging.push_url if logging else None)
-pulumi.export("grafanaAdminUser", grafana.admin_user if grafana else None)
-pulumi.export("grafanaAdminPassword", grafana.admin_password if grafana else None)
+# A feature that is off exports an empty value, not None: Pulumi drops None outputs, and
+# consumers reading the contract with require_output must always find every key.
+pulumi.export("tracing", tracing.endpoints if tracing else {})
+pulumi.export("lokiPushUrl", logging.push_url if logging else "")
+pulumi.export("grafanaAdminUser", grafana.admin_user if grafana else "")
+pulumi.export(
+    "grafanaAdminPassword", grafana.admin_password if grafana else pulumi.Output.secret("")
+)
 pulumi.export(
     "namespaces",
     {
-        "linkerd": mesh.namespace,
-        "viz": viz.namespace,
-        "tracing": tracing.namespace if tracing else None,
-        "logging": logging.namespace if logging else None,
-        "grafana": grafana.namespace if grafana else None,
-        "emojivoto": app.namespace if app else None,
+        key: component.namespace
+        for key, component in {
+            "linkerd": mesh,
+            "viz": viz,
+            "tracing": tracing,
+            "logging": logging,
+            "grafana": grafana,
+            "emojivoto": app,
+        }.items()
+        if component is not None
     },
 )
 pulumi.export("teamNamespaces", onboarding.namespaces)

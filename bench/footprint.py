@@ -3,7 +3,7 @@
 Two sources, both as the program sets them:
 
 - **Typed workloads** the program writes itself (Deployment, StatefulSet, DaemonSet, Pod):
-  every container's `resources` × replicas (a DaemonSet × `nodes`).
+  every container's `resources` x replicas (a DaemonSet x `nodes`).
 - **Helm charts**: the chart values in the graph, read at the paths `CHARTS` lists for each
   chart. The table is the mapping "which pods does this chart run, how many, with which
   containers, and which values key sizes each container"; it also names the
@@ -13,16 +13,19 @@ Two sources, both as the program sets them:
   `default` gives.
 
 **Linkerd proxies** are added per meshed pod with the control-plane chart's `proxy.resources`
-(or a chart's own per-component `proxy.resources` override, as viz has). A pod is meshed when
-its namespace is annotated `linkerd.io/inject: enabled` (Namespace or NamespacePatch written by
-the program), when its pod template says so, or when the chart injects its own proxies (the
-control plane and viz do). Since Linkerd 2.20 the proxy is a native sidecar, so its requests
-add to the pod's like any container's.
+(or a chart's own per-component proxy override, as viz has). A pod is meshed when its namespace
+is annotated `linkerd.io/inject: enabled` (Namespace or NamespacePatch written by the program),
+when its pod template says so, or when the chart injects its own proxies (the control plane and
+viz do). Since Linkerd 2.20 the proxy is a native sidecar, so its requests add to the pod's like
+any container's. Without the CNI plugin every meshed pod also gets the `linkerd-init` init
+container, sized by the control plane's `proxyInit.resources` (chart default 100m/20Mi).
 
-Left out, on purpose: init containers (`linkerd-init`, Grafana's init): a pod's effective
-request is the larger of its init containers and the sum of the others, and every init
-container here is smaller than that sum; CronJobs and Jobs (Linkerd's daily heartbeat), which
-do not run in steady state.
+**Init containers** count the way the scheduler counts them: a pod's effective request is the
+larger of the sum of its containers (sidecars included) and its largest init container (an
+app's init container runs beside the already started proxy). Where an init container wins,
+the difference is one extra line, `(init containers)`, so sums over lines stay pod totals.
+
+Left out: CronJobs and Jobs (Linkerd's daily heartbeat), which do not run in steady state.
 """
 
 from __future__ import annotations
@@ -37,8 +40,20 @@ from typing import Any
 _CPU = re.compile(r"^([0-9.]+)(m?)$")
 _MEM = re.compile(r"^([0-9.]+)([KMGTPE]i?|k|m)?$")
 _MEM_UNITS = {
-    None: 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-    "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    None: 1,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
 }
 MI = 2**20
 GI = 2**30
@@ -134,7 +149,10 @@ class ChartContainer:
     default: Mapping[str, Any] | None = None
     """The chart's own block when the values leave it unset (None: the chart sets none)."""
     enabled: str = ""
-    """Values path of a switch for this container alone (default on); empty: always there."""
+    """Values path of a switch for this container alone; empty: always there."""
+    enabled_default: bool = True
+    init: bool = False
+    """An init container (counted against the pod's sum, not added to it)."""
 
 
 @dataclass(frozen=True)
@@ -167,12 +185,14 @@ def _c(
     role: str,
     default: Mapping[str, Any] | None = None,
     enabled: str = "",
+    enabled_default: bool = True,
+    init: bool = False,
 ) -> ChartContainer:
-    return ChartContainer(name, path, role, default, enabled)
+    return ChartContainer(name, path, role, default, enabled, enabled_default, init)
 
 
 def _memcached(allocated_mi: int) -> dict[str, Any]:
-    """The loki chart's memcached block: request = limit = allocatedMemory × 1.2, 500m CPU
+    """The loki chart's memcached block: request = limit = allocatedMemory x 1.2, 500m CPU
     (templates/memcached/_memcached-statefulset.tpl)."""
     memory = f"{round(allocated_mi * 1.2)}Mi"
     return {"requests": {"cpu": "500m", "memory": memory}, "limits": {"memory": memory}}
@@ -278,8 +298,12 @@ CHARTS: dict[str, ChartSpec] = {
                 "loki",
                 (
                     _c("loki", "singleBinary.resources", "loki"),
-                    _c("loki-sc-rules", "sidecar.resources", "loki-sidecar",
-                       enabled="sidecar.rules.enabled"),
+                    _c(
+                        "loki-sc-rules",
+                        "sidecar.resources",
+                        "loki-sidecar",
+                        enabled="sidecar.rules.enabled",
+                    ),
                 ),
                 replicas="singleBinary.replicas",
                 replicas_default=0,
@@ -312,6 +336,47 @@ CHARTS: dict[str, ChartSpec] = {
                 (_c("minio", "minio.resources", ""),),
                 enabled="minio.enabled",
                 enabled_default=False,
+            ),
+        )
+    ),
+    # grafana-community grafana: one Deployment; the k8s-sidecar containers only when their
+    # `sidecar.*.enabled` switch is on (all off by default; they share `sidecar.resources`).
+    "grafana": ChartSpec(
+        (
+            ChartWorkload(
+                "grafana",
+                (
+                    _c("grafana", "resources", "grafana"),
+                    *(
+                        _c(
+                            f"grafana-sc-{kind}",
+                            "sidecar.resources",
+                            "grafana-sidecar",
+                            enabled=f"sidecar.{kind}.enabled",
+                            enabled_default=False,
+                        )
+                        for kind in ("dashboards", "datasources", "alerts", "notifiers", "plugins")
+                    ),
+                    # templates/_pod.tpl: downloads `dashboards` entries at start; chowns the
+                    # volume when persistence is on.
+                    _c(
+                        "download-dashboards",
+                        "downloadDashboards.resources",
+                        "grafana-init",
+                        enabled="dashboards",
+                        enabled_default=False,
+                        init=True,
+                    ),
+                    _c(
+                        "init-chown-data",
+                        "initChownData.resources",
+                        "grafana-init",
+                        enabled="persistence.enabled",
+                        enabled_default=False,
+                        init=True,
+                    ),
+                ),
+                replicas="replicas",
             ),
         )
     ),
@@ -352,9 +417,11 @@ class Line:
     replicas: int
     sizes: Sizes
     source: str
-    """`chart <release>` or the URN-less `<Kind> <name>` of a typed object."""
+    """`chart <release>`, `<Kind> <name>` of a typed object, or `linkerd injection`."""
     role: str = ""
-    """The SIZES row it is meant to have (chart containers), when known."""
+    """The SIZES row it is meant to have (chart containers and proxies), when known."""
+    init_excess: bool = False
+    """Not a container: what the pod's init containers ask for above its containers' sum."""
 
     def total(self) -> Sizes:
         def times(v: int | None) -> int | None:
@@ -374,10 +441,9 @@ class Totals:
     memory_limit_b: int = 0
     pods: int = 0
     containers: int = 0
-    unbounded_cpu: int = 0
-    """Containers (× replicas) with no CPU limit."""
+    """Running containers over all replicas (init containers not counted)."""
     unbounded_memory: int = 0
-    """Containers (× replicas) with no memory limit."""
+    """Containers (over all replicas) with no memory limit."""
 
 
 @dataclass
@@ -390,24 +456,27 @@ class Footprint:
     @property
     def unsized(self) -> list[Line]:
         """Containers that run without requests the program set."""
-        return [line for line in self.lines if not line.sizes.is_set]
+        return [x for x in self.lines if not x.init_excess and not x.sizes.is_set]
 
     def totals(self, lines: Iterable[Line] | None = None, namespace: str | None = None) -> Totals:
         chosen = list(self.lines if lines is None else lines)
-        cpu_r = mem_r = cpu_l = mem_l = n = un_cpu = un_mem = 0
+        cpu_r = mem_r = cpu_l = mem_l = n = un_mem = 0
         for line in chosen:
             t = line.total()
             cpu_r += t.requests.cpu_m or 0
             mem_r += t.requests.memory_b or 0
             cpu_l += t.limits.cpu_m or 0
             mem_l += t.limits.memory_b or 0
-            n += line.replicas
-            un_cpu += line.replicas if t.limits.cpu_m is None else 0
-            un_mem += line.replicas if t.limits.memory_b is None else 0
-        pods = (
-            self.pods.get(namespace, 0) if namespace is not None else sum(self.pods.values())
-        )
-        return Totals(cpu_r, mem_r, cpu_l, mem_l, pods, n, un_cpu, un_mem)
+            if not line.init_excess:
+                n += line.replicas
+                un_mem += line.replicas if t.limits.memory_b is None else 0
+        if namespace is not None:
+            pods = self.pods.get(namespace, 0)
+        elif lines is None:
+            pods = sum(self.pods.values())
+        else:
+            pods = 0
+        return Totals(cpu_r, mem_r, cpu_l, mem_l, pods, n, un_mem)
 
     def namespaces(self) -> dict[str, Totals]:
         names = sorted({line.namespace for line in self.lines})
@@ -420,6 +489,20 @@ class Footprint:
 INJECT = "linkerd.io/inject"
 CONTROL_PLANE_CHART = "linkerd-control-plane"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod")
+# linkerd-control-plane values.yaml `proxyInit.resources`, used when the program sets none.
+PROXY_INIT_DEFAULT = {
+    "cpu": {"request": "100m", "limit": "100m"},
+    "memory": {"request": "20Mi", "limit": "20Mi"},
+}
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """What Linkerd's injector adds to a meshed pod, as the program configures it."""
+
+    proxy: Sizes
+    proxy_init: Sizes | None
+    """None with the CNI plugin (no init container)."""
 
 
 def meshed_namespaces(graph: Any) -> set[str]:
@@ -438,11 +521,19 @@ def _charts(graph: Any) -> list[Any]:
     return [r for r in graph.resources if r.type == "kubernetes:helm.sh/v4:Chart"]
 
 
-def proxy_sizes(graph: Any) -> Sizes | None:
-    """The proxy resources the control plane gives every injected pod; None without Linkerd."""
+def mesh_sizes(graph: Any) -> Mesh | None:
+    """The proxy (and proxy-init) the control plane gives every injected pod; None without
+    Linkerd's control plane in the graph."""
     for chart in _charts(graph):
         if chart.inputs.get("chart") == CONTROL_PLANE_CHART:
-            return parse_block(get_path(chart.inputs.get("values") or {}, "proxy.resources"))
+            values = chart.inputs.get("values") or {}
+            init = parse_block(get_path(values, "proxyInit.resources"))
+            return Mesh(
+                proxy=parse_block(get_path(values, "proxy.resources")),
+                proxy_init=None
+                if values.get("cniEnabled")
+                else (init if init.is_set else parse_block(PROXY_INIT_DEFAULT)),
+            )
     return None
 
 
@@ -466,23 +557,84 @@ def pod_count(values: Mapping[str, Any], wl: ChartWorkload, nodes: int) -> int:
     return wl.replicas_default if value is None else int(value)
 
 
+@dataclass
+class _Pod:
+    """One pod template being accounted: its containers and its init containers."""
+
+    namespace: str
+    workload: str
+    replicas: int
+    source: str
+    containers: list[tuple[str, Sizes, str]] = field(default_factory=list)
+    inits: list[tuple[str, Sizes, bool]] = field(default_factory=list)
+    """(name, sizes, runs beside the proxy)."""
+
+
+def _add(a: int | None, b: int | None) -> int:
+    return (a or 0) + (b or 0)
+
+
+def _pod_lines(pod: _Pod) -> list[Line]:
+    lines = [
+        Line(
+            pod.namespace,
+            pod.workload,
+            name,
+            pod.replicas,
+            sizes,
+            pod.source if name != "linkerd-proxy" else "linkerd injection",
+            role,
+        )
+        for name, sizes, role in pod.containers
+    ]
+    if not pod.inits:
+        return lines
+    proxy = next((s for n, s, _ in pod.containers if n == "linkerd-proxy"), Sizes())
+    sums = [0, 0, 0, 0]
+    for _, sizes, _ in pod.containers:
+        for i, v in enumerate(_flat(sizes)):
+            sums[i] += v or 0
+    peaks = [0, 0, 0, 0]
+    for _, sizes, beside_proxy in pod.inits:
+        need = [
+            _add(a, b if beside_proxy else 0)
+            for a, b in zip(_flat(sizes), _flat(proxy), strict=True)
+        ]
+        peaks = [max(p, n) for p, n in zip(peaks, need, strict=True)]
+    excess = [max(0, p - s) for p, s in zip(peaks, sums, strict=True)]
+    if any(excess):
+        lines.append(
+            Line(
+                pod.namespace,
+                pod.workload,
+                "(init containers)",
+                pod.replicas,
+                Sizes(Amount(excess[0], excess[1]), Amount(excess[2], excess[3])),
+                pod.source,
+                init_excess=True,
+            )
+        )
+    return lines
+
+
+def _flat(s: Sizes) -> tuple[int | None, int | None, int | None, int | None]:
+    return (s.requests.cpu_m, s.requests.memory_b, s.limits.cpu_m, s.limits.memory_b)
+
+
 def footprint(graph: Any, nodes: int = 1) -> Footprint:
     """Requests and limits of everything the program runs, with `nodes` nodes for DaemonSets."""
     out = Footprint()
     meshed = meshed_namespaces(graph)
-    proxy = proxy_sizes(graph)
+    mesh = mesh_sizes(graph)
 
-    def add_pods(namespace: str, count: int) -> None:
-        out.pods[namespace] = out.pods.get(namespace, 0) + count
-
-    def add_proxy(namespace: str, workload: str, count: int, sizes: Sizes | None) -> None:
-        if proxy is None:
-            return  # no control plane, nothing injects
-        chosen = sizes if sizes is not None and sizes.is_set else proxy
-        out.lines.append(
-            Line(namespace, workload, "linkerd-proxy", count, chosen, "linkerd injection",
-                 "linkerd-proxy")
-        )
+    def finish(pod: _Pod, injected: bool, own_proxy: Sizes | None = None) -> None:
+        if injected and mesh is not None:
+            proxy = own_proxy if own_proxy is not None and own_proxy.is_set else mesh.proxy
+            pod.containers.append(("linkerd-proxy", proxy, "linkerd-proxy"))
+            if mesh.proxy_init is not None:
+                pod.inits.insert(0, ("linkerd-init", mesh.proxy_init, False))
+        out.pods[pod.namespace] = out.pods.get(pod.namespace, 0) + pod.replicas
+        out.lines.extend(_pod_lines(pod))
 
     # --- Charts ---
     for chart in _charts(graph):
@@ -498,24 +650,24 @@ def footprint(graph: Any, nodes: int = 1) -> Footprint:
             count = pod_count(values, wl, nodes)
             if count <= 0:
                 continue
-            add_pods(namespace, count)
+            pod = _Pod(namespace, wl.name, count, f"chart {release}")
+            injected = spec.proxy == CHART_INJECTS or namespace in meshed
             for c in wl.containers:
-                if not _switch(values, c.enabled):
+                if not _switch(values, c.enabled, c.enabled_default):
                     continue
-                block = get_path(values, c.values_path)
-                sizes = parse_block(block)
+                sizes = parse_block(get_path(values, c.values_path))
                 if not sizes.is_set and c.default is not None:
                     sizes = parse_block(c.default)
-                out.lines.append(
-                    Line(namespace, wl.name, c.name, count, sizes, f"chart {release}", c.role)
-                )
-            if spec.proxy == CHART_INJECTS or namespace in meshed:
-                own = (
-                    parse_block(get_path(values, wl.proxy_values_path))
-                    if wl.proxy_values_path
-                    else None
-                )
-                add_proxy(namespace, wl.name, count, own)
+                if c.init:
+                    pod.inits.append((c.name, sizes, injected))
+                else:
+                    pod.containers.append((c.name, sizes, c.role))
+            own = (
+                parse_block(get_path(values, wl.proxy_values_path))
+                if wl.proxy_values_path
+                else None
+            )
+            finish(pod, injected, own)
 
     # --- Typed workloads ---
     for res in graph.resources:
@@ -528,28 +680,28 @@ def footprint(graph: Any, nodes: int = 1) -> Footprint:
         name = meta.get("name") or res.name
         spec_ = inputs.get("spec") or {}
         if kind == "Pod":
-            pod, count = spec_, 1
-            pod_meta = meta
+            pod_spec, pod_meta, count = spec_, meta, 1
         else:
             template = spec_.get("template") or {}
-            pod, pod_meta = template.get("spec") or {}, template.get("metadata") or {}
+            pod_spec, pod_meta = template.get("spec") or {}, template.get("metadata") or {}
             replicas = spec_.get("replicas")
             count = nodes if kind == "DaemonSet" else (1 if replicas is None else int(replicas))
         if count <= 0:
             continue
-        add_pods(namespace, count)
-        for container in pod.get("containers") or []:
-            out.lines.append(
-                Line(namespace, name, container.get("name", "?"), count,
-                     parse_block(container.get("resources")), f"{kind} {name}")
-            )
         inject = (pod_meta.get("annotations") or {}).get(INJECT)
-        if inject == "enabled" or (namespace in meshed and inject != "disabled"):
-            add_proxy(namespace, name, count, None)
+        injected = inject == "enabled" or (namespace in meshed and inject != "disabled")
+        pod = _Pod(namespace, name, count, f"{kind} {name}")
+        for c in pod_spec.get("initContainers") or []:
+            sizes = parse_block(c.get("resources"))
+            if c.get("restartPolicy") == "Always":  # a native sidecar runs all along
+                pod.containers.append((c.get("name", "?"), sizes, ""))
+            else:
+                pod.inits.append((c.get("name", "?"), sizes, injected))
+        for c in pod_spec.get("containers") or []:
+            pod.containers.append((c.get("name", "?"), parse_block(c.get("resources")), ""))
+        finish(pod, injected)
 
-    out.notes.append(
-        f"DaemonSets counted on {nodes} node(s); init containers, Jobs and CronJobs left out"
-    )
+    out.notes.append(f"DaemonSets counted on {nodes} node(s); Jobs and CronJobs left out")
     return out
 
 

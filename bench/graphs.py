@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 # --- What waits for readiness ----------------------------------------------------------------
 
@@ -60,13 +60,13 @@ class Resource(Protocol):
     dependencies: list[str]
 
     @property
-    def inputs(self) -> dict: ...  # type: ignore[type-arg]
+    def inputs(self) -> dict[str, Any]: ...
 
 
 class Graph(Protocol):
     """What these functions read of `tests.graph.Graph`."""
 
-    resources: list  # type: ignore[type-arg]
+    resources: list[Any]
 
 
 def is_readiness_wait(res: Resource) -> bool:
@@ -157,9 +157,7 @@ def readiness_dependencies(graph: Graph) -> dict[str, set[str]]:
                 found.update(nearest(dep))
         return frozenset(found)
 
-    return {
-        r.urn: set(nearest(r.urn)) for r in index.resources if is_readiness_wait(r)
-    }
+    return {r.urn: set(nearest(r.urn)) for r in index.resources if is_readiness_wait(r)}
 
 
 def critical_path(graph: Graph) -> list[Resource]:

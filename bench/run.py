@@ -19,7 +19,6 @@ bench/graphs.py), and a cProfile of the largest scaling run, grouped by package.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import datetime
 import json
 import os
@@ -83,13 +82,15 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
 
 def collect(runs: int, scaling_runs: int) -> dict[str, Any]:
     WORK.mkdir(parents=True, exist_ok=True)
-    modules: set[str] = set()
-    for stack in STACKS:
-        modules |= set(probe("modules", stack)["modules"])
-    # The largest scaling run too: onboarding may load modules the stack files do not.
-    modules |= set(probe("modules", "dev", str(max(SCALING)))["modules"])
+    # In load order (bench/probe.py says why), first seen first; the largest scaling run too,
+    # since onboarding may load modules the stack files do not.
+    modules: dict[str, None] = {}
+    runs_of_modules: list[tuple[str, ...]] = [("modules", stack) for stack in STACKS]
+    runs_of_modules.append(("modules", "dev", str(max(SCALING))))
+    for probe_args in runs_of_modules:
+        modules.update(dict.fromkeys(probe(*probe_args)["modules"]))
     module_file = WORK / "modules.txt"
-    module_file.write_text("\n".join(sorted(modules)) + "\n")
+    module_file.write_text("\n".join(modules) + "\n")
 
     # Every probe once per round, so drift on the machine spreads over all of them.
     plan: dict[str, tuple[str, ...]] = {"import": ("import", str(module_file))}
@@ -101,7 +102,7 @@ def collect(runs: int, scaling_runs: int) -> dict[str, Any]:
         for key, args in plan.items():
             samples[key].append(probe(*args))
 
-    scale_plan = {}
+    scale_plan: dict[str, tuple[str, ...]] = {}
     for n in SCALING:
         scale_plan[f"cold:{n}"] = ("eval", "dev", str(n))
         scale_plan[f"warm:{n}"] = ("eval", "dev", str(n), str(module_file))
@@ -113,15 +114,34 @@ def collect(runs: int, scaling_runs: int) -> dict[str, Any]:
     return {"samples": samples, "modules": len(modules), "import_failures": failed}
 
 
-def profile_by_package(count: int) -> tuple[list[tuple[str, float]], list[tuple[str, float]], float]:
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+Timings = list[tuple[str, float]]
+
+
+def profile_by_package(count: int) -> tuple[Timings, Timings, float]:
     """cProfile of a cold run with `count` namespaces in a fresh process: own time per
     package, the top functions by own time, and the profiled total."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.prof"
         subprocess.run(
-            [sys.executable, "-m", "cProfile", "-o", str(out), str(PROBE), "eval", "dev",
-             str(count)],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(out),
+                str(PROBE),
+                "eval",
+                "dev",
+                str(count),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         stats = pstats.Stats(str(out))
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
@@ -246,8 +266,9 @@ def _describe(res: Any) -> str:
     return f"`{res.name}` ({kind}{f' {release}' if release else ''})"
 
 
-def report(timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: int,
-           scaling_runs: int) -> str:
+def report(
+    timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: int, scaling_runs: int
+) -> str:
     s = timings["samples"]
     imp = median(s["import"], "import_s")
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -256,7 +277,9 @@ def report(timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: in
         "",
         f"Written by `make bench` (`bench/run.py`) on {now}.",
         f"Machine: `{platform.platform()}`, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}.",
+        f"Python {platform.python_version()}; load average {timings['load'][0]} at the start "
+        f"and {timings['load'][1]} at the end (1, 5, 15 min; other work on the machine shows "
+        "here).",
         "",
         "## Program evaluation under mocks",
         "",
@@ -282,15 +305,19 @@ def report(timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: in
             f"{_s(median(cold, 'wall_s'))} | {_s(w)} | {c / imp:.2f} | {w / imp:.2f} |"
         )
     if timings["import_failures"]:
-        out += ["", "Modules that did not import on their own (loaded by their parents): "
-                + ", ".join(f"`{m}`" for m in timings["import_failures"]) + "."]
+        out += [
+            "",
+            "Modules that did not import on their own (loaded by their parents): "
+            + ", ".join(f"`{m}`" for m in timings["import_failures"])
+            + ".",
+        ]
     limit = budgets.EVAL_TO_IMPORT_RATIO
     cold_ratio, warm_ratio = ratios["dev"]
     out += [
         "",
-        f"Budget: the dev stack's evaluation within {limit}× the imports alone. "
-        f"Evaluation after imports: {warm_ratio:.2f}× ({_mark(warm_ratio <= limit)}); "
-        f"cold, imports included: {cold_ratio:.2f}× ({_mark(cold_ratio <= limit)}).",
+        f"Budget: the dev stack's evaluation within {limit}x the imports alone. "
+        f"Evaluation after imports: {warm_ratio:.2f}x ({_mark(warm_ratio <= limit)}); "
+        f"cold, imports included: {cold_ratio:.2f}x ({_mark(cold_ratio <= limit)}).",
         "",
         "## Scaling with onboarded namespaces (dev stack)",
         "",
@@ -347,11 +374,14 @@ def report(timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: in
         "## Footprint: CPU and memory the program requests",
         "",
         "Computed by `bench/footprint.py` from the recorded graph: typed workloads "
-        "(containers × replicas) and each chart's values at the paths `footprint.CHARTS` maps "
-        "(which pods a chart runs, how many, which values key sizes each container), plus one "
-        "Linkerd proxy per meshed pod with the control plane's `proxy.resources` (or the "
-        "chart's own proxy override). DaemonSets on one node (the kind cluster); init "
-        "containers and the heartbeat CronJob left out.",
+        "(containers x replicas) and each chart's values at the paths `footprint.CHARTS` maps "
+        "(which pods a chart runs, how many, which values key sizes each container, which "
+        "`components.sizing` row it is meant to carry), plus, per meshed pod, one Linkerd proxy "
+        "with the control plane's `proxy.resources` (or the chart's own proxy override) and the "
+        "`linkerd-init` init container (`proxyInit.resources`, chart default 100m/20Mi). Init "
+        "containers count as the scheduler counts them: a pod requests the larger of its "
+        "containers' sum and its largest init container. DaemonSets on one node (the kind "
+        "cluster); the heartbeat CronJob left out.",
         "",
     ]
     for stack in STACKS:
@@ -377,8 +407,10 @@ def report(timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: in
     for stack in STACKS:
         path = figures[stack]["path"]
         budget = _mark(len(path) <= budgets.MAX_READINESS_STAGES)
-        out.append(f"- **{stack}**: {len(path)} stages ({budget}): "
-                   + " → ".join(_describe(r) for r in path))
+        out.append(
+            f"- **{stack}**: {len(path)} stages ({budget}): "
+            + " → ".join(_describe(r) for r in path)
+        )
     out += [
         "",
         "## Dependencies between components",
@@ -390,8 +422,7 @@ def report(timings: dict[str, Any], figures: dict[str, Any], prof: Any, runs: in
         edges = figures[stack]["edges"]
         bad = set(figures[stack]["disallowed"])
         shown = ", ".join(
-            f"{a} → {b}" + (" (**not allowed**)" if (a, b) in bad else "")
-            for a, b in sorted(edges)
+            f"{a} → {b}" + (" (**not allowed**)" if (a, b) in bad else "") for a, b in sorted(edges)
         )
         out.append(f"- **{stack}**: {shown or 'none'}")
     out.append("")
@@ -406,11 +437,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    load_before = load()
     timings = collect(args.runs, args.scaling_runs)
+    timings["load"] = (load_before, load())
     figures = program_figures()
     prof = profile_by_package(budgets.SCALE_NAMESPACES)
     args.output.write_text(report(timings, figures, prof, args.runs, args.scaling_runs))
-    print(f"wrote {args.output.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
+    print(f"wrote {args.output} in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

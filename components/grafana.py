@@ -438,22 +438,22 @@ class Grafana(pulumi.ComponentResource):
 
         # --- Access to viz's Prometheus ---
         if args.bundled_prometheus:
-            chart_deps.append(
-                k8s.apiextensions.CustomResource(
-                    f"{name}-prometheus-authz",
-                    api_version="policy.linkerd.io/v1alpha1",
-                    kind="AuthorizationPolicy",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=SERVICE_ACCOUNT, namespace=viz.NAMESPACE, labels=common.MANAGED_BY
-                    ),
-                    spec=prometheus_authorization_spec(),
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        # The viz chart creates the namespace's Server and the policy CRDs'
-                        # first user; the policy is meaningless before it.
-                        depends_on=[args.viz_chart],
-                    ),
-                )
+            # Not a dependency of the chart: Grafana starts in parallel with viz (an up stays
+            # at three readiness stages) and its queries succeed once the policy exists; the
+            # alert rules' 5m pending period covers that start-up window.
+            k8s.apiextensions.CustomResource(
+                f"{name}-prometheus-authz",
+                api_version="policy.linkerd.io/v1alpha1",
+                kind="AuthorizationPolicy",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=SERVICE_ACCOUNT, namespace=viz.NAMESPACE, labels=common.MANAGED_BY
+                ),
+                spec=prometheus_authorization_spec(),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # It targets the Server the viz chart creates.
+                    depends_on=[args.viz_chart],
+                ),
             )
 
         values = grafana_values(
@@ -474,8 +474,7 @@ class Grafana(pulumi.ComponentResource):
             ns.metadata.name,
             values,
             self,
-            # Meshed pods need the injector; the pod mounts the Secrets and the ConfigMap; and
-            # with Prometheus authorized first, the alert rules don't start with query errors.
+            # Meshed pods need the injector; the pod mounts the Secrets and the ConfigMap.
             depends_on=chart_deps,
         )
 

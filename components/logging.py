@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions
 from components.config import LoggingSettings
@@ -323,19 +322,14 @@ class Logging(pulumi.ComponentResource):
     ) -> None:
         super().__init__("meshstack:observability:Logging", name, None, opts)
 
-        # Built here rather than with common.namespace because of retain_on_delete; same labels.
-        ns = k8s.core.v1.Namespace(
+        ns = common.namespace(
+            NAMESPACE,
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=NAMESPACE,
-                # Alloy mounts the host's /var/log, which Pod Security `baseline` forbids.
-                labels={**common.MANAGED_BY, **common.PSA_PRIVILEGED},
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # Keeps Loki's retained claim through `pulumi destroy` (class docstring).
-                retain_on_delete=args.settings.persistence,
-            ),
+            self,
+            # Alloy mounts the host's /var/log, which Pod Security `baseline` forbids.
+            labels=common.PSA_PRIVILEGED,
+            # Keeps Loki's retained claim through `pulumi destroy` (class docstring).
+            retain_on_delete=args.settings.persistence,
         )
 
         push = push_url(args.cluster_domain)

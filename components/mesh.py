@@ -180,8 +180,6 @@ class Mesh(pulumi.ComponentResource):
             # chart's bundled experimental copy.
             {"installGatewayAPI": False},
             self,
-            # The policy controller only watches Gateway API kinds that exist when it starts.
-            depends_on=crd_deps,
         )
         self.control_plane = common.chart(
             f"{name}-control-plane",
@@ -199,8 +197,10 @@ class Mesh(pulumi.ComponentResource):
                 args.tracing,
             ),
             self,
-            # The control plane creates policy resources whose CRDs the CRD chart installs.
-            depends_on=[self.crds],
+            # The control plane creates policy resources whose CRDs the CRD chart installs, and
+            # its policy controller only watches Gateway API kinds that exist when it starts.
+            # Both CRD sets install in parallel: one readiness stage.
+            depends_on=[self.crds, *crd_deps],
         )
 
         self.namespace = ns.metadata.name

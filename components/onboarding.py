@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pulumi
@@ -232,8 +232,6 @@ class OnboardingArgs:
     """The identity that scrapes proxy metrics. Default: viz's bundled Prometheus."""
     prometheus_namespace: str = viz.NAMESPACE
     """Namespace of `prometheus_service_account`. Default: linkerd-viz."""
-    extra_labels: dict[str, str] = field(default_factory=dict)
-    """Labels added to every namespace. Default: none."""
 
 
 class Onboarding(pulumi.ComponentResource):
@@ -255,7 +253,6 @@ class Onboarding(pulumi.ComponentResource):
         _validate(args)
 
         labels, annotations = meshed_namespace_metadata()
-        labels |= args.extra_labels
         data = tracing_env(args.tracing, args.open_census)
         names: list[pulumi.Output[str]] = []
         for team in args.teams:

@@ -12,6 +12,6 @@ from pulumi_policy import PolicyPack
 # The CLI runs this directory as a script; make `rules` importable however it is launched.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rules import ALL, ENFORCEMENT, PACK_NAME  # noqa: E402 - needs the path above
+from rules import ALL, ENFORCEMENT, PACK_NAME
 
 PolicyPack(PACK_NAME, policies=ALL, enforcement_level=ENFORCEMENT)

@@ -143,7 +143,7 @@ def validate_images_pinned(args: ResourceValidationArgs, report: ReportViolation
 
 images_pinned = ResourceValidationPolicy(
     name="images-pinned",
-    description="Workload containers use an exact image tag or digest: no `latest`, no missing tag.",
+    description="Containers use an exact image tag or digest: no `latest`, no missing tag.",
     validate=validate_images_pinned,
     severity=Severity.HIGH,
     remediation_steps="Set the image to `<repository>:<version>` (or `@sha256:...`).",
@@ -432,8 +432,8 @@ def validate_no_load_balancer(args: ResourceValidationArgs, report: ReportViolat
     report(
         "Service of type LoadBalancer: it asks the cloud for a public address, and a kind or "
         "dev cluster has none to give. Use `exposure.mode: port-forward`, `nodePort` or "
-        "`ingress`, or run the pack with the config `{\"no-load-balancer-services\": "
-        "{\"allowLoadBalancer\": true}}` where load balancers are wanted.",
+        '`ingress`, or run the pack with the config `{"no-load-balancer-services": '
+        '{"allowLoadBalancer": true}}` where load balancers are wanted.',
         None,
     )
 

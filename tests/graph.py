@@ -370,7 +370,9 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        if "pulumi:pulumi:Stack" in request.urn:
+        # Only the root stack's own URN has the Stack type as its type segment; every
+        # top-level component's URN contains it as a parent type too.
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
             self.stack_outputs = json_format.MessageToDict(request.outputs)
         return super().RegisterResourceOutputs(request)
 

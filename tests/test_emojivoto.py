@@ -29,6 +29,8 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 NAMESPACE = "kubernetes:core/v1:Namespace"
+# viz's bundled Prometheus, the identity that scrapes metrics.
+VIZ_PROMETHEUS = {"kind": "ServiceAccount", "name": "prometheus", "namespace": "linkerd-viz"}
 
 
 # --- Helpers shared with test_onboarding -----------------------------------------------------
@@ -266,13 +268,16 @@ def test_every_service_selects_pods_that_declare_its_target_ports(graph: Graph) 
     deps = deployments(graph)
     for svc in graph.of_type(SERVICE):
         spec = integral(svc.inputs["spec"])
+        selector = {"matchLabels": spec["selector"]}
         pods = [
             d["spec"]["template"] for d in deps.values()
-            if selects({"matchLabels": spec["selector"]}, d["spec"]["template"]["metadata"]["labels"])
+            if selects(selector, d["spec"]["template"]["metadata"]["labels"])
         ]
         assert pods, f"{svc.urn} selects no pods"
         for pod in pods:
-            declared = {p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+            declared = {
+                p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])
+            }
             for port in spec["ports"]:
                 assert port["targetPort"] in declared, f"{svc.urn}: {port} not served by {pod}"
 
@@ -482,9 +487,7 @@ def test_metrics_ports_and_every_proxy_admin_port_admit_only_the_scraper() -> No
     p = ev.policy()
     for srv in ("prom", "linkerd-admin"):
         assert clients(p, srv) == {("MeshTLSAuthentication", "metrics-scraper")}
-    assert p["MeshTLSAuthentication"]["metrics-scraper"] == {
-        "identityRefs": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "linkerd-viz"}]
-    }
+    assert p["MeshTLSAuthentication"]["metrics-scraper"] == {"identityRefs": [VIZ_PROMETHEUS]}
     assert p["Server"]["linkerd-admin"]["port"] == "linkerd-admin"
     # No routes anywhere: Linkerd keeps authorizing kubelet probe paths on every Server.
     assert set(p) == set(POLICY_API_VERSIONS)
@@ -530,7 +533,8 @@ def test_every_policy_names_a_service_account_a_workload_really_runs_as(graph: G
         if not is_policy(r):
             continue
         obj = kubernetes_object(r)
-        refs = obj["spec"].get("identityRefs", []) + obj["spec"].get("requiredAuthenticationRefs", [])
+        spec = obj["spec"]
+        refs = spec.get("identityRefs", []) + spec.get("requiredAuthenticationRefs", [])
         for ref in refs:
             if ref["kind"] != "ServiceAccount":
                 continue
@@ -568,6 +572,27 @@ def test_policy_objects_validate_against_the_linkerd_crd_schemas() -> None:
     assert len(objects) == 5 + 4 + 1 + 7  # Servers, MeshTLS, Network, Authz
     errors = [e for r in objects for e in crd_errors(schemas, r)]
     assert not errors, "\n".join(errors)
+
+
+def test_the_crd_check_rejects_broken_policy_objects() -> None:
+    """A negative control: the schema check above would catch these."""
+    schemas = linkerd_crd_schemas()
+
+    def fake(kind: str, spec: dict[str, Any]) -> Resource:
+        inputs = {
+            "apiVersion": POLICY_API_VERSIONS[kind], "kind": kind,
+            "metadata": {"name": "x", "namespace": "emojivoto"}, "spec": spec,
+        }
+        return Resource("urn:x", f"kubernetes:{kind}", "x", True, "", [], inputs, {})
+
+    broken = [
+        fake("Server", {"port": "grpc", "proxyProtocol": "gRPC"}),  # no selector
+        fake("Server", {"podSelector": {}, "port": 8.5}),
+        fake("MeshTLSAuthentication", {"identities": []}),
+        fake("AuthorizationPolicy", {"targetRef": {"kind": "Server", "name": "x"}}),
+        fake("NetworkAuthentication", {"networks": [{"except": ["10.0.0.1/32"]}]}),
+    ]
+    assert all(crd_errors(schemas, r) for r in broken)
 
 
 def test_every_kubernetes_object_passes_strict_validation() -> None:

@@ -21,6 +21,7 @@ from components.onboarding import (
 from tests.graph import Graph, Resource, record
 from tests.test_emojivoto import (
     CP_NAME,
+    VIZ_PROMETHEUS,
     control_plane_stand_in,
     crd_errors,
     is_policy,
@@ -207,9 +208,7 @@ def test_the_metrics_scraper_may_read_every_team_proxy_despite_default_deny() ->
     assert specs["Server"] == {
         "podSelector": {"matchLabels": {}}, "port": "linkerd-admin", "proxyProtocol": "HTTP/1"
     }
-    assert specs["MeshTLSAuthentication"] == {
-        "identityRefs": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "linkerd-viz"}]
-    }
+    assert specs["MeshTLSAuthentication"] == {"identityRefs": [VIZ_PROMETHEUS]}
     assert specs["AuthorizationPolicy"]["targetRef"]["name"] == "linkerd-admin"
 
 
@@ -250,7 +249,8 @@ def test_bad_team_names_are_refused_naming_the_entry(
     teams: list[TeamNamespace], message: str
 ) -> None:
     def program() -> None:
-        Onboarding("onboarding", OnboardingArgs(teams=teams, control_plane=control_plane_stand_in()))
+        cp = control_plane_stand_in()
+        Onboarding("onboarding", OnboardingArgs(teams=teams, control_plane=cp))
 
     graph = record(program)
     assert isinstance(graph.error, ValueError), graph.error
