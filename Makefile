@@ -10,7 +10,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 # The local backend encrypts secrets with a passphrase; this one is for laptops only.
 export PULUMI_CONFIG_PASSPHRASE ?= meshstack-local
 
-.PHONY: help venv lint typecheck test up preview down cluster stack bench clean
+.PHONY: help venv lint test up preview down cluster stack bench contract clean
 
 help:
 	@echo "make test     - install into .venv, run ruff, mypy and pytest (no cluster needed)"
@@ -19,6 +19,7 @@ help:
 	@echo "make down     - pulumi destroy for stack '$(STACK)'"
 	@echo "make lint     - ruff and mypy only"
 	@echo "make bench    - write bench/results.md"
+	@echo "make contract - render the pinned charts from MESHSTACK_CHARTS_DIR with the stack's values"
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,11 @@ test: lint
 bench: venv
 	$(BIN)/python bench/run.py
 
+# Opt-in: render every pinned chart with the stack's values (MESHSTACK_CHARTS_DIR=<charts>).
+contract: venv
+	$(BIN)/pip install --quiet helm-python-sdk==0.2.2
+	$(BIN)/pytest -m contract tests/test_chart_contract.py
+
 cluster:
 	@command -v kind >/dev/null || { echo "kind is not installed: https://kind.sigs.k8s.io"; exit 1; }
 	@kind get clusters 2>/dev/null | grep -qx $(CLUSTER) || kind create cluster --name $(CLUSTER) --config kind.yaml
@@ -49,10 +55,10 @@ stack: venv
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
 preview: stack
-	pulumi preview --stack $(STACK)
+	pulumi preview --stack $(STACK) --policy-pack policy --policy-pack-config policy/config.$(STACK).json
 
 up: cluster stack
-	pulumi up --stack $(STACK) --yes
+	pulumi up --stack $(STACK) --yes --policy-pack policy --policy-pack-config policy/config.$(STACK).json
 
 down: stack
 	pulumi destroy --stack $(STACK) --yes

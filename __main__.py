@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
-from components.grafana import Grafana, GrafanaArgs
-from components.logging import Logging, LoggingArgs
-from components.tracing import Tracing, TracingArgs
-from components.tracing import addresses as tracing_addresses
 
 from components import config as cfg
 from components import exposure as exp
 from components.emojivoto import Emojivoto, EmojivotoArgs
+from components.grafana import Grafana, GrafanaArgs
 from components.identity import Identity, IdentityArgs
+from components.logging import Logging, LoggingArgs
 from components.mesh import Mesh, MeshArgs, TracingHookup
 from components.mesh import webhooks as mesh_webhooks
 from components.onboarding import Onboarding, OnboardingArgs
+from components.tracing import Tracing, TracingArgs
+from components.tracing import addresses as tracing_addresses
 from components.viz import Viz, VizArgs
 from components.viz import webhooks as viz_webhooks
 

@@ -121,9 +121,31 @@ def load() -> str:
 Timings = list[tuple[str, float]]
 
 
+# Phases of a run, as cumulative time of the function that does each (they nest: the program
+# includes the registrations, which include the stack traces and the serialization).
+PHASES: dict[str, tuple[str, str]] = {  # label → (file name ends with, function)
+    "the whole run (`tests.graph.run_program`)": ("tests/graph.py", "run_program"),
+    "imports inside the run (lazy SDK modules, components)": ("_bootstrap>", "_find_and_load"),
+    "`__main__.py`, SDK calls it makes included": ("__main__.py", "<module>"),
+    "resource constructors' registration (pulumi SDK)": (
+        "pulumi/runtime/resource.py",
+        "register_resource",
+    ),
+    "registrations' async part (pulumi SDK)": ("pulumi/runtime/resource.py", "do_register"),
+    "a stack trace per resource (pulumi SDK)": ("pulumi/runtime/resource.py", "_get_stack_trace"),
+    "input serialization (pulumi SDK)": ("pulumi/runtime/rpc.py", "serialize_properties"),
+    # cProfile sees the main thread only; the mock monitor (tests/graph.py) answers each
+    # registration on a worker thread, which shows here as the event loop waiting.
+    "event loop waiting on worker threads (the mock monitor)": (
+        "~",
+        "<method 'poll' of 'select.epoll' objects>",
+    ),
+}
+
+
 def profile_by_package(count: int) -> tuple[Timings, Timings, float]:
-    """cProfile of a cold run with `count` namespaces in a fresh process: own time per
-    package, the top functions by own time, and the profiled total."""
+    """cProfile of a cold run with `count` namespaces in a fresh process: cumulative time of
+    each of `PHASES`, own time per package, and the profiled total."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.prof"
         subprocess.run(
@@ -146,17 +168,15 @@ def profile_by_package(count: int) -> tuple[Timings, Timings, float]:
         stats = pstats.Stats(str(out))
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     by_package: dict[str, float] = {}
-    functions: list[tuple[str, float]] = []
+    phases = dict.fromkeys(PHASES, 0.0)
     total = 0.0
-    for (filename, line, func), (_, _, tottime, _, _) in raw.items():
+    for (filename, _, func), (_, _, tottime, cumtime, _) in raw.items():
         total += tottime
         by_package[_package(filename)] = by_package.get(_package(filename), 0.0) + tottime
-        functions.append((f"{_short(filename)}:{line} {func}", tottime))
-    return (
-        sorted(by_package.items(), key=lambda kv: -kv[1]),
-        sorted(functions, key=lambda kv: -kv[1])[:12],
-        total,
-    )
+        for label, (suffix, name) in PHASES.items():
+            if func == name and filename.endswith(suffix):
+                phases[label] += cumtime
+    return list(phases.items()), sorted(by_package.items(), key=lambda kv: -kv[1]), total
 
 
 def _package(filename: str) -> str:
@@ -171,16 +191,6 @@ def _package(filename: str) -> str:
         return f"project: {rel.parts[0]}"
     except ValueError:
         return "stdlib"
-
-
-def _short(filename: str) -> str:
-    parts = Path(filename).parts
-    if "site-packages" in parts:
-        return "/".join(parts[parts.index("site-packages") + 1 :])
-    try:
-        return str(Path(filename).resolve().relative_to(ROOT))
-    except ValueError:
-        return filename if filename.startswith(("<", "~")) else "/".join(parts[-2:])
 
 
 # --- Figures of the program ------------------------------------------------------------------
@@ -241,6 +251,15 @@ def _footprint_section(stack: str, fp: Footprint) -> list[str]:
         f"Linkerd proxies: {sum(x.replicas for x in proxies)}, requesting "
         f"{cores(pt.cpu_request_m)} cores and {gib(pt.memory_request_b)} of the total.",
     ]
+    inits = [x for x in fp.lines if x.init_excess]
+    if inits:
+        it = fp.totals(inits)
+        lines.append(
+            f"Init containers larger than their pod's containers (on {len(inits)} pod templates) "
+            f"add {cores(it.cpu_request_m)} cores and {gib(it.memory_request_b)} of requests: "
+            + ", ".join(f"`{x.namespace}/{x.workload}`" for x in inits)
+            + "."
+        )
     unsized = fp.unsized
     if unsized:
         lines.append(
@@ -353,21 +372,29 @@ def report(
         "",
     ]
 
-    by_package, functions, total = prof
+    phases, by_package, total = prof
+    whole = phases[0][1] or 1.0
     out += [
         f"### Where the time goes (cProfile, cold run, {budgets.SCALE_NAMESPACES} namespaces)",
         "",
-        f"Own time by package, {_s(total)} profiled (cProfile slows Python code down, so the "
-        "shares matter, not the sum):",
+        f"{_s(total)} profiled; cProfile slows Python code down, so the shares matter, not the "
+        "sums. Phases (cumulative, nested: the program includes the registrations, which "
+        "include the stack traces and the serialization):",
+        "",
+        "| phase | time | share of the run |",
+        "|---|---:|---:|",
+    ]
+    for label, t in phases:
+        out.append(f"| {label} | {_s(t)} | {t / whole:.0%} |")
+    out += [
+        "",
+        "Own time by package (the project's own code is in the `project:` rows):",
         "",
         "| package | own time | share |",
         "|---|---:|---:|",
     ]
     for pkg, t in by_package[:10]:
         out.append(f"| {pkg} | {_s(t)} | {t / total:.0%} |")
-    out += ["", "Top functions by own time:", "", "| function | own time |", "|---|---:|"]
-    for fn, t in functions:
-        out.append(f"| `{fn}` | {_s(t)} |")
 
     out += [
         "",

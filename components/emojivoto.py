@@ -85,11 +85,13 @@ SERVICES: dict[str, ServiceDef] = {
     for s in (
         ServiceDef(WEB_SERVICE, "web-svc", (Port("http", WEB_SERVICE_PORT, WEB_PORT),)),
         ServiceDef(
-            EMOJI_SERVICE, "emoji-svc",
+            EMOJI_SERVICE,
+            "emoji-svc",
             (Port("grpc", GRPC_PORT, GRPC_PORT), Port("prom", PROM_PORT, PROM_PORT)),
         ),
         ServiceDef(
-            VOTING_SERVICE, "voting-svc",
+            VOTING_SERVICE,
+            "voting-svc",
             (Port("grpc", GRPC_PORT, GRPC_PORT), Port("prom", PROM_PORT, PROM_PORT)),
         ),
     )
@@ -115,15 +117,37 @@ WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
         # `/` is a static page with no backend call: ready means "web serves", not "emoji is up".
-        Workload("web", "web-svc", "emojivoto-web", "emojivoto-web", "emojivoto",
-                 (("http", WEB_PORT),), ("/", WEB_PORT)),
-        Workload("emoji", "emoji-svc", "emojivoto-emoji-svc", "emojivoto-emoji-svc", "emojivoto",
-                 (("grpc", GRPC_PORT), ("prom", PROM_PORT)), ("/metrics", PROM_PORT)),
-        Workload("voting", "voting-svc", "emojivoto-voting-svc", "emojivoto-voting-svc",
-                 "emojivoto", (("grpc", GRPC_PORT), ("prom", PROM_PORT)), ("/metrics", PROM_PORT)),
+        Workload(
+            "web",
+            "web-svc",
+            "emojivoto-web",
+            "emojivoto-web",
+            "emojivoto",
+            (("http", WEB_PORT),),
+            ("/", WEB_PORT),
+        ),
+        Workload(
+            "emoji",
+            "emoji-svc",
+            "emojivoto-emoji-svc",
+            "emojivoto-emoji-svc",
+            "emojivoto",
+            (("grpc", GRPC_PORT), ("prom", PROM_PORT)),
+            ("/metrics", PROM_PORT),
+        ),
+        Workload(
+            "voting",
+            "voting-svc",
+            "emojivoto-voting-svc",
+            "emojivoto-voting-svc",
+            "emojivoto",
+            (("grpc", GRPC_PORT), ("prom", PROM_PORT)),
+            ("/metrics", PROM_PORT),
+        ),
         # vote-bot ships in the web image.
-        Workload("vote-bot", "vote-bot", "emojivoto-web", "emojivoto-vote-bot", "vote-bot",
-                 (), None),
+        Workload(
+            "vote-bot", "vote-bot", "emojivoto-web", "emojivoto-vote-bot", "vote-bot", (), None
+        ),
     )
 }
 
@@ -272,9 +296,11 @@ def policy(
         "voting-grpc": server(by_app("voting-svc"), "grpc", "gRPC"),
         "web-http": server(by_app("web-svc"), "http", "HTTP/1"),
         "prom": server(
-            {"matchExpressions": [
-                {"key": "app", "operator": "In", "values": ["emoji-svc", "voting-svc"]}
-            ]},
+            {
+                "matchExpressions": [
+                    {"key": "app", "operator": "In", "values": ["emoji-svc", "voting-svc"]}
+                ]
+            },
             "prom",
             "HTTP/1",
         ),
@@ -365,7 +391,11 @@ class Emojivoto(pulumi.ComponentResource):
 
         ns_labels, ns_annotations = meshed_namespace_metadata()
         ns = common.namespace(
-            NAMESPACE, f"{name}-namespace", self, ns_labels, ns_annotations,
+            NAMESPACE,
+            f"{name}-namespace",
+            self,
+            ns_labels,
+            ns_annotations,
             # Everything below takes the namespace name from here, so it all waits too.
             depends_on=[args.control_plane],
         )
@@ -418,8 +448,7 @@ class Emojivoto(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             replicas = (
-                args.settings.vote_bot_replicas if w.name == "vote-bot"
-                else args.settings.replicas
+                args.settings.vote_bot_replicas if w.name == "vote-bot" else args.settings.replicas
             )
             k8s.apps.v1.Deployment(
                 f"{name}-{w.name}",
@@ -431,8 +460,9 @@ class Emojivoto(pulumi.ComponentResource):
                 # recorded-graph tests check what reaches the engine.
                 spec=cast(
                     k8s.apps.v1.DeploymentSpecArgsDict,
-                    deployment_spec(w, replicas, args.profile, args.cluster_domain,
-                                    args.oc_agent_host),
+                    deployment_spec(
+                        w, replicas, args.profile, args.cluster_domain, args.oc_agent_host
+                    ),
                 ),
                 # The ServiceAccount must exist before a pod can be admitted; the policy so
                 # the first requests between the apps are not denied while it is created.

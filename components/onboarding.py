@@ -97,9 +97,7 @@ def merge_policies(*sets: PolicySet) -> PolicySet:
     return out
 
 
-def server(
-    selector: Mapping[str, Any], port: str | int, protocol: str
-) -> dict[str, Any]:
+def server(selector: Mapping[str, Any], port: str | int, protocol: str) -> dict[str, Any]:
     """A Server spec: which pods and port a policy guards, and how the proxy reads it."""
     return {"podSelector": dict(selector), "port": port, "proxyProtocol": protocol}
 
@@ -274,7 +272,11 @@ class Onboarding(pulumi.ComponentResource):
                 ns_name = patch.metadata.name
             else:
                 ns = common.namespace(
-                    team.name, f"{prefix}-namespace", self, labels, annotations,
+                    team.name,
+                    f"{prefix}-namespace",
+                    self,
+                    labels,
+                    annotations,
                     # Injection is only honoured once the injector is up.
                     depends_on=[args.control_plane],
                 )

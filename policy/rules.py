@@ -75,7 +75,6 @@ _POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
-WORKLOAD_KINDS = frozenset(_POD_TEMPLATE_PATHS)
 
 
 def pod_template(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -42,7 +42,8 @@ def _component(graph: Graph, name: str) -> Resource | None:
 
 
 def _describe(path: list[Any]) -> str:
-    return " → ".join(f"{r.urn}" for r in path)
+    # The URN's `type::name` tail: the stack and parent chain add nothing here.
+    return " → ".join(r.urn.split("$")[-1] for r in path)
 
 
 # --- Footprint -------------------------------------------------------------------------------
@@ -227,6 +228,8 @@ def test_a_chain_through_resources_that_do_not_wait_is_one_stage_per_wait() -> N
         res("loki", CHART),
     )
     assert [r.name for r in deps.critical_path(g)] == ["crds", "cp", "app"]
+    stages = {urn.removeprefix("urn:"): n for urn, n in deps.stage_of(g).items()}
+    assert stages == {"crds": 1, "cp": 2, "app": 3, "loki": 1}
 
 
 def test_a_child_waits_for_what_its_component_depends_on() -> None:

@@ -113,7 +113,7 @@ ADDRESS = re.compile(
     r"(?P<svc>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.(?P<ns>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
     r"\.svc(?:\.[a-z0-9-]+)*(?::(?P<port>\d+))?"
 )
-DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _skip_reason() -> str | None:
@@ -240,6 +240,9 @@ def stack(variant: str) -> Stack:
 @pytest.fixture(params=sorted(VARIANTS))
 def rendered(request: pytest.FixtureRequest) -> Stack:
     result = stack(request.param)
+    problems = [f"{r}: {c.error}" for r, c in result.charts.items() if c.error]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
     print(
         f"\n{request.param}: "
         + ", ".join(f"{c.chart} {c.version} ({c.repo})" for c in result.charts.values())
@@ -334,10 +337,10 @@ def pod_labels(s: Stack) -> dict[str, list[dict[str, str]]]:
 def test_every_pinned_chart_is_at_hand_at_its_version_and_renders_with_the_stack_values(
     rendered: Stack,
 ) -> None:
+    # The fixture fails first, with a `helm pull` command, for a missing or wrong chart.
     assert len(rendered.charts) >= 8
-    problems = [f"{r}: {c.error}" for r, c in rendered.charts.items() if c.error]
-    assert not problems, "\n".join(problems)
     for release, chart in rendered.charts.items():
+        assert chart.repo.startswith(("https://", "oci://")), f"{release}: repo {chart.repo!r}"
         assert chart.objects, f"{release} renders nothing"
 
 
@@ -375,13 +378,15 @@ def test_every_in_cluster_address_the_stack_writes_is_a_port_a_service_exposes(
     for (svc, namespace, port), where in sorted(written.items()):
         service = served.get((namespace, svc))
         if service is None:
-            problems.append(f"{svc}.{namespace}:{port} — no such Service; written in {where}")
+            problems.append(
+                f"{svc}.{namespace}:{port} — no such Service; written in {', '.join(sorted(where))}"
+            )
             continue
         ports = {p.get("port") for p in (service.get("spec") or {}).get("ports") or []}
         if port not in ports:
             problems.append(
                 f"{svc}.{namespace}:{port} — the Service exposes {sorted(ports)}; written in "
-                f"{sorted(where)}"
+                f"{', '.join(sorted(where))}"
             )
     assert not problems, "\n".join(problems)
 

@@ -157,9 +157,7 @@ def graph() -> Graph:
 
 
 def deployments(graph: Graph) -> dict[str, dict[str, Any]]:
-    return {
-        r.inputs["metadata"]["name"]: integral(r.inputs) for r in graph.of_type(DEPLOYMENT)
-    }
+    return {r.inputs["metadata"]["name"]: integral(r.inputs) for r in graph.of_type(DEPLOYMENT)}
 
 
 def containers(graph: Graph) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -214,8 +212,11 @@ def test_namespace_is_injected_privileged_and_denies_inbound_by_default(graph: G
 def test_namespace_and_every_meshed_workload_wait_for_the_control_plane(graph: Graph) -> None:
     cp = graph.get("kubernetes:core/v1:ConfigMap", CP_NAME)
     waiting = [
-        *graph.of_type(NAMESPACE), *graph.of_type(DEPLOYMENT), *graph.of_type(SERVICE),
-        *graph.of_type(SERVICE_ACCOUNT), *(r for r in graph.resources if is_policy(r)),
+        *graph.of_type(NAMESPACE),
+        *graph.of_type(DEPLOYMENT),
+        *graph.of_type(SERVICE),
+        *graph.of_type(SERVICE_ACCOUNT),
+        *(r for r in graph.resources if is_policy(r)),
     ]
     assert len(graph.of_type(DEPLOYMENT)) == 4
     late = [r.urn for r in waiting if not graph.waits_for(r, cp)]
@@ -270,7 +271,8 @@ def test_every_service_selects_pods_that_declare_its_target_ports(graph: Graph) 
         spec = integral(svc.inputs["spec"])
         selector = {"matchLabels": spec["selector"]}
         pods = [
-            d["spec"]["template"] for d in deps.values()
+            d["spec"]["template"]
+            for d in deps.values()
             if selects(selector, d["spec"]["template"]["metadata"]["labels"])
         ]
         assert pods, f"{svc.urn} selects no pods"
@@ -318,7 +320,11 @@ def test_addresses_follow_the_cluster_domain() -> None:
 def test_env_is_upstreams_plus_the_opencensus_agent(graph: Graph) -> None:
     envs = {w.split("/")[0]: env_of(c) for w, c in containers(graph)}
     assert set(envs["web"]) == {
-        "WEB_PORT", "EMOJISVC_HOST", "VOTINGSVC_HOST", "INDEX_BUNDLE", "OC_AGENT_HOST"
+        "WEB_PORT",
+        "EMOJISVC_HOST",
+        "VOTINGSVC_HOST",
+        "INDEX_BUNDLE",
+        "OC_AGENT_HOST",
     }
     assert envs["web"]["INDEX_BUNDLE"] == "dist/index_bundle.js"
     for svc in ("emoji", "voting"):
@@ -499,7 +505,9 @@ def test_authorization_policies_obey_linkerd_admission_rules(ingress_ns: str, pu
     allowed = {"MeshTLSAuthentication", "NetworkAuthentication", "ServiceAccount"}
     for name, spec in p["AuthorizationPolicy"].items():
         assert spec["targetRef"] == {
-            "group": POLICY_GROUP, "kind": "Server", "name": spec["targetRef"]["name"]
+            "group": POLICY_GROUP,
+            "kind": "Server",
+            "name": spec["targetRef"]["name"],
         }
         assert spec["targetRef"]["name"] in p["Server"], name
         kinds = [ref["kind"] for ref in spec["requiredAuthenticationRefs"]]
@@ -552,7 +560,8 @@ def test_every_server_port_is_one_the_pods_it_selects_declare(graph: Graph) -> N
     seen: dict[tuple[str, str | int], str] = {}
     for name, spec in servers.items():
         pods = {
-            n: d["spec"]["template"] for n, d in deps.items()
+            n: d["spec"]["template"]
+            for n, d in deps.items()
             if selects(spec["podSelector"], d["spec"]["template"]["metadata"]["labels"])
         }
         assert pods, f"Server {name} selects no pod"
@@ -580,8 +589,10 @@ def test_the_crd_check_rejects_broken_policy_objects() -> None:
 
     def fake(kind: str, spec: dict[str, Any]) -> Resource:
         inputs = {
-            "apiVersion": POLICY_API_VERSIONS[kind], "kind": kind,
-            "metadata": {"name": "x", "namespace": "emojivoto"}, "spec": spec,
+            "apiVersion": POLICY_API_VERSIONS[kind],
+            "kind": kind,
+            "metadata": {"name": "x", "namespace": "emojivoto"},
+            "spec": spec,
         }
         return Resource("urn:x", f"kubernetes:{kind}", "x", True, "", [], inputs, {})
 
@@ -610,12 +621,18 @@ def test_every_kubernetes_object_passes_strict_validation() -> None:
     ("change", "field"),
     [
         (lambda a: setattr(a, "profile", "staging"), "EmojivotoArgs.profile"),
-        (lambda a: setattr(a, "settings", EmojivotoSettings(replicas=0)),
-         "EmojivotoArgs.settings.replicas"),
-        (lambda a: setattr(a, "oc_agent_host", "http://collector:55678"),
-         "EmojivotoArgs.oc_agent_host"),
-        (lambda a: setattr(a, "ingress_controller_namespace", "Ingress_NGINX"),
-         "EmojivotoArgs.ingress_controller_namespace"),
+        (
+            lambda a: setattr(a, "settings", EmojivotoSettings(replicas=0)),
+            "EmojivotoArgs.settings.replicas",
+        ),
+        (
+            lambda a: setattr(a, "oc_agent_host", "http://collector:55678"),
+            "EmojivotoArgs.oc_agent_host",
+        ),
+        (
+            lambda a: setattr(a, "ingress_controller_namespace", "Ingress_NGINX"),
+            "EmojivotoArgs.ingress_controller_namespace",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_naming_the_argument(

@@ -176,8 +176,11 @@ def test_without_tracing_there_is_no_tracing_configmap() -> None:
         (None, True, None),
         (None, False, None),
         (Addresses(), False, {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}),
-        (Addresses(), True,
-         {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OC_AGENT_HOST"}),
+        (
+            Addresses(),
+            True,
+            {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OC_AGENT_HOST"},
+        ),
     ],
 )
 def test_tracing_env_keys_follow_tracing_and_opencensus(
@@ -202,11 +205,11 @@ def test_tracing_env_keys_are_usable_with_env_from() -> None:
 
 def test_the_metrics_scraper_may_read_every_team_proxy_despite_default_deny() -> None:
     graph = build([TeamNamespace("team-a")])
-    specs = {
-        r.inputs["kind"]: r.inputs["spec"] for r in graph.resources if is_policy(r)
-    }
+    specs = {r.inputs["kind"]: r.inputs["spec"] for r in graph.resources if is_policy(r)}
     assert specs["Server"] == {
-        "podSelector": {"matchLabels": {}}, "port": "linkerd-admin", "proxyProtocol": "HTTP/1"
+        "podSelector": {"matchLabels": {}},
+        "port": "linkerd-admin",
+        "proxyProtocol": "HTTP/1",
     }
     assert specs["MeshTLSAuthentication"] == {"identityRefs": [VIZ_PROMETHEUS]}
     assert specs["AuthorizationPolicy"]["targetRef"]["name"] == "linkerd-admin"

@@ -17,8 +17,9 @@ from tests.graph import Graph, record
 CHART = "kubernetes:helm.sh/v4:Chart"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 NAMESPACE = "kubernetes:core/v1:Namespace"
-BADGER = TracingSettings(storage="badger", storage_size="50Gi", storage_class="fast-ssd",
-                         span_ttl_hours=168)
+BADGER = TracingSettings(
+    storage="badger", storage_size="50Gi", storage_class="fast-ssd", span_ttl_hours=168
+)
 
 
 def _deploy(profile: str, settings: TracingSettings, domain: str = "cluster.local") -> Graph:
@@ -29,7 +30,9 @@ def _deploy(profile: str, settings: TracingSettings, domain: str = "cluster.loca
         t = Tracing(
             "tracing",
             TracingArgs(
-                profile=profile, settings=settings, cluster_domain=domain,
+                profile=profile,
+                settings=settings,
+                cluster_domain=domain,
                 control_plane=control_plane,
             ),
         )
@@ -59,7 +62,8 @@ def test_the_addresses_derive_from_the_release_and_fullname() -> None:
     # The names the charts are told to use are the names handed to Linkerd and the apps.
     assert collector["fullnameOverride"] == tracing.COLLECTOR_RELEASE
     assert collector["serviceAccount"] == {
-        "create": True, "name": at.collector_service_account,
+        "create": True,
+        "name": at.collector_service_account,
         "automountServiceAccountToken": True,
     }
     assert at.otlp_grpc.startswith(f"{collector['fullnameOverride']}.{at.namespace}.svc.")
@@ -149,7 +153,10 @@ def test_open_census_on_pins_the_last_release_that_ships_the_receiver() -> None:
     assert values["image"] == {"repository": repository, "tag": tag}
     assert values["command"] == {"name": command}
     assert values["ports"]["opencensus"] == {
-        "enabled": True, "containerPort": 55678, "servicePort": 55678, "protocol": "TCP",
+        "enabled": True,
+        "containerPort": 55678,
+        "servicePort": 55678,
+        "protocol": "TCP",
         "appProtocol": "grpc",
     }
 
@@ -173,8 +180,11 @@ def test_the_collector_config_uses_the_component_names_its_image_knows(
 def test_k8sattributes_gets_the_presets_rbac_and_never_matches_by_connection() -> None:
     values = tracing.collector_values("dev", False, "cluster.local")
     assert values["clusterRole"] == {"create": True, "rules": tracing.K8S_ATTRIBUTES_RULES}
-    assert {"apiGroups": [""], "resources": ["pods", "namespaces"],
-            "verbs": ["get", "watch", "list"]} in values["clusterRole"]["rules"]
+    assert {
+        "apiGroups": [""],
+        "resources": ["pods", "namespaces"],
+        "verbs": ["get", "watch", "list"],
+    } in values["clusterRole"]["rules"]
     # Every inbound connection of a meshed collector comes from its own proxy.
     association = values["alternateConfig"]["processors"]["k8s_attributes"]["pod_association"]
     sources = [s["from"] for rule in association for s in rule["sources"]]
@@ -217,7 +227,8 @@ def test_jaeger_listens_on_all_interfaces_and_keeps_the_probes_health_check() ->
     assert otlp["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert otlp["http"]["endpoint"] == "0.0.0.0:4318"
     assert config["extensions"]["healthcheckv2"] == {
-        "use_v2": True, "http": {"endpoint": "0.0.0.0:13133"},
+        "use_v2": True,
+        "http": {"endpoint": "0.0.0.0:13133"},
     }
     assert "healthcheckv2" in config["service"]["extensions"]
     assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
@@ -247,8 +258,9 @@ def test_dev_storage_is_in_memory_and_bounded_by_profile() -> None:
 
 def test_badger_keeps_spans_for_the_configured_ttl_under_the_mount() -> None:
     values = tracing.jaeger_values("prod", BADGER)
-    badger = values["userconfig"]["extensions"]["jaeger_storage"]["backends"][
-        tracing.JAEGER_STORE]["badger"]
+    badger = values["userconfig"]["extensions"]["jaeger_storage"]["backends"][tracing.JAEGER_STORE][
+        "badger"
+    ]
     assert badger["ttl"] == {"spans": "168h"}
     assert badger["ephemeral"] is False
     (mount,) = values["jaeger"]["extraVolumeMounts"]
@@ -269,8 +281,11 @@ def test_a_userconfig_change_rolls_the_jaeger_pod_and_nothing_else_does() -> Non
     assert sha(BADGER) != sha(TracingSettings(storage="badger", span_ttl_hours=24))
     assert sha(BADGER) == tracing.config_hash(tracing.jaeger_values("prod", BADGER)["userconfig"])
     # The claim's size is not part of Jaeger's config: resizing must not restart it.
-    assert sha(BADGER) == sha(TracingSettings(storage="badger", storage_size="99Gi",
-                                              storage_class="fast-ssd", span_ttl_hours=168))
+    assert sha(BADGER) == sha(
+        TracingSettings(
+            storage="badger", storage_size="99Gi", storage_class="fast-ssd", span_ttl_hours=168
+        )
+    )
 
 
 def test_jaeger_runs_restricted_without_an_api_token() -> None:
@@ -344,8 +359,9 @@ def test_prod_storage_is_persistent_and_retained() -> None:
     (mount,) = values["jaeger"]["extraVolumeMounts"]
     assert volume["persistentVolumeClaim"]["claimName"] == claim.inputs["metadata"]["name"]
     assert mount["name"] == volume["name"]
-    badger = values["userconfig"]["extensions"]["jaeger_storage"]["backends"][
-        tracing.JAEGER_STORE]["badger"]
+    badger = values["userconfig"]["extensions"]["jaeger_storage"]["backends"][tracing.JAEGER_STORE][
+        "badger"
+    ]
     for directory in badger["directories"].values():
         assert directory.startswith(mount["mountPath"] + "/")
     assert graph.waits_for(jaeger, claim), f"{jaeger.urn} must wait for {claim.urn}"
@@ -365,8 +381,10 @@ def test_memory_storage_creates_no_claim() -> None:
 def test_the_charts_are_pinned_and_released_under_the_address_names() -> None:
     graph = _deploy("dev", TracingSettings())
     charts = graph.charts()
-    for release, ref in ((tracing.JAEGER_RELEASE, versions.JAEGER),
-                         (tracing.COLLECTOR_RELEASE, versions.OTEL_COLLECTOR)):
+    for release, ref in (
+        (tracing.JAEGER_RELEASE, versions.JAEGER),
+        (tracing.COLLECTOR_RELEASE, versions.OTEL_COLLECTOR),
+    ):
         inputs = charts[release].inputs
         assert (inputs["chart"], inputs["version"]) == (ref.chart, ref.version)
         assert inputs["repositoryOpts"]["repo"] == ref.repo
@@ -378,7 +396,8 @@ def test_the_component_values_are_the_pure_values() -> None:
     graph = _deploy("prod", BADGER, domain="mesh.example")
     charts = graph.charts()
     assert charts["otel-collector"].inputs["values"] == tracing.collector_values(
-        "prod", BADGER.open_census, "mesh.example")
+        "prod", BADGER.open_census, "mesh.example"
+    )
     assert charts["jaeger"].inputs["values"] == tracing.jaeger_values("prod", BADGER)
 
 
@@ -387,7 +406,10 @@ def test_children_are_parented_and_named_after_the_component() -> None:
     component = graph.get("meshstack:tracing:Tracing", "tracing")
     children = [r for r in graph.resources if r.parent == component.urn]
     assert sorted(r.name for r in children) == [
-        "tracing-badger", "tracing-collector", "tracing-jaeger", "tracing-namespace",
+        "tracing-badger",
+        "tracing-collector",
+        "tracing-jaeger",
+        "tracing-namespace",
     ]
 
 

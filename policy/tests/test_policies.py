@@ -4,7 +4,9 @@ Each rule runs as the CrossGuard analyzer runs it (pulumi-policy's own tests do 
 `policy.validate(args, report_violation)` with a hand-built `ResourceValidationArgs` (or
 `StackValidationArgs`) whose props went through the analyzer's own deserialization and
 unknown-checking proxy. "The real program" is the recorded graph of `__main__.py` for every
-stack file; bad resources are mostly real recorded ones with one thing broken.
+stack file; bad resources are mostly real recorded ones with one thing broken. The last
+tests start `policy/__main__.py` in a process, as the CLI does (importing it would block), and
+talk to it over the analyzer's gRPC protocol.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ import ast
 import base64
 import copy
 import json
-from collections.abc import Callable, Mapping
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import grpc
 import jsonschema
 import pytest
 import yaml
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import (
     EnforcementLevel,
     PolicyResource,
@@ -510,3 +517,68 @@ def test_only_prod_allows_load_balancers() -> None:
         for stack in ("dev", "prod")
     }
     assert allowed == {"dev": False, "prod": True}
+
+
+# --- The pack itself, over the analyzer protocol ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Iterator[Any]:
+    """`policy/__main__.py` as the CLI starts it: a process serving the analyzer over gRPC."""
+    proc = subprocess.Popen([sys.executable, str(POLICY_DIR)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()  # the pack prints its port first
+        assert port.isdigit(), f"the pack did not start: {port!r}"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield analyzer_pb2_grpc.AnalyzerStub(channel)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def test_the_pack_announces_every_policy_as_mandatory(analyzer: Any) -> None:
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+    assert info.name == rules.PACK_NAME
+    assert [p.name for p in info.policies] == [p.name for p in rules.ALL]
+    assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
+    schemas = {p.name: set(p.configSchema.properties) for p in info.policies}
+    assert schemas[rules.no_load_balancer.name] == {"allowLoadBalancer"}
+
+
+def test_the_pack_reports_mandatory_violations_through_the_analyzer(analyzer: Any) -> None:
+    bad = _struct(reshape("Deployment", deployment(image="nginx:latest", resources={}))[1])
+    urn = f"urn:pulumi:dev::meshstack::{DEPLOYMENT}::bad"
+    found = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(type=DEPLOYMENT, properties=bad, urn=urn, name="bad")
+    )
+    assert {(d.policyName, d.enforcementLevel) for d in found.diagnostics} == {
+        (rules.images_pinned.name, analyzer_pb2.MANDATORY),
+        (rules.container_resources.name, analyzer_pb2.MANDATORY),
+    }
+
+
+def test_the_pack_config_reaches_the_policies(analyzer: Any) -> None:
+    service = _struct({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}})
+    request = analyzer_pb2.AnalyzeRequest(type=SERVICE, properties=service, urn="urn:lb", name="lb")
+    assert [d.policyName for d in analyzer.Analyze(request).diagnostics] == [
+        rules.no_load_balancer.name
+    ]
+    prod = json.loads((POLICY_DIR / "config.prod.json").read_text())
+    analyzer.Configure(
+        analyzer_pb2.ConfigureAnalyzerRequest(
+            policyConfig={
+                name: analyzer_pb2.PolicyConfig(
+                    enforcementLevel=analyzer_pb2.MANDATORY, properties=_struct(settings)
+                )
+                for name, settings in prod.items()
+            }
+        )
+    )
+    assert not analyzer.Analyze(request).diagnostics
