@@ -18,6 +18,9 @@ PSA_PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
 PSA_RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 INJECT_ENABLED = {"linkerd.io/inject": "enabled"}
+# Linkerd's namespace-level default inbound policy: `deny` means a meshed pod accepts nothing
+# (kubelet probes aside, which Linkerd authorizes itself) that a policy object does not allow.
+DEFAULT_DENY = {"config.linkerd.io/default-inbound-policy": "deny"}
 
 
 def namespace(
@@ -44,6 +47,38 @@ def namespace(
         opts=pulumi.ResourceOptions(
             parent=parent, depends_on=depends_on or [], retain_on_delete=retain_on_delete
         ),
+    )
+
+
+def meshed_namespace_metadata(default_deny: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations of a namespace whose pods get a Linkerd proxy."""
+    annotations = {**INJECT_ENABLED, **(DEFAULT_DENY if default_deny else {})}
+    return dict(PSA_PRIVILEGED), annotations
+
+
+def meshed_namespace(
+    name: str,
+    resource_name: str,
+    parent: pulumi.Resource,
+    control_plane: pulumi.Resource,
+    default_deny: bool = False,
+    retain_on_delete: bool = False,
+) -> k8s.core.v1.Namespace:
+    """A namespace whose pods are meshed, created only once the control plane is ready.
+
+    The proxy injector's failure policy is `Ignore` in dev: a pod created before the injector
+    answers starts without a proxy, silently. Everything that takes its namespace name from
+    this resource waits for the control plane too.
+    """
+    labels, annotations = meshed_namespace_metadata(default_deny)
+    return namespace(
+        name,
+        resource_name,
+        parent,
+        labels,
+        annotations,
+        depends_on=[control_plane],
+        retain_on_delete=retain_on_delete,
     )
 
 

@@ -39,7 +39,6 @@ from components.onboarding import (
     authorization,
     empty_policy,
     merge_policies,
-    meshed_namespace_metadata,
     policy_resources,
     proxy_admin_policy,
     server,
@@ -389,15 +388,9 @@ class Emojivoto(pulumi.ComponentResource):
         super().__init__("meshstack:apps:Emojivoto", name, None, opts)
         _validate(args)
 
-        ns_labels, ns_annotations = meshed_namespace_metadata()
-        ns = common.namespace(
-            NAMESPACE,
-            f"{name}-namespace",
-            self,
-            ns_labels,
-            ns_annotations,
-            # Everything below takes the namespace name from here, so it all waits too.
-            depends_on=[args.control_plane],
+        # Everything below takes the namespace name from here, so it all waits too.
+        ns = common.meshed_namespace(
+            NAMESPACE, f"{name}-namespace", self, args.control_plane, default_deny=True
         )
         ns_name = ns.metadata.name
 

@@ -372,16 +372,8 @@ class Grafana(pulumi.ComponentResource):
     ) -> None:
         super().__init__("meshstack:observability:Grafana", name, None, opts)
 
-        ns = common.namespace(
-            NAMESPACE,
-            f"{name}-namespace",
-            self,
-            # Linkerd's proxy-init needs NET_ADMIN without the CNI plugin.
-            labels=common.PSA_PRIVILEGED,
-            annotations=common.INJECT_ENABLED,
-            # Created once the injector is ready, so no Grafana pod escapes the mesh.
-            depends_on=[args.control_plane],
-        )
+        # Meshed: viz's Prometheus only answers Grafana's mTLS identity.
+        ns = common.meshed_namespace(NAMESPACE, f"{name}-namespace", self, args.control_plane)
 
         # --- Admin credentials ---
         password = random.RandomPassword(

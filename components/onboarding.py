@@ -1,10 +1,9 @@
 """Team namespaces joining the mesh: injected, default-deny, told where to send traces.
 
-This module is also where the stack keeps what *any* meshed application namespace needs
-(emojivoto uses the same pieces):
+Each namespace is meshed with Linkerd's `deny` default inbound policy (`common`), so nothing
+reaches a pod until a policy says so. This module also keeps what *any* meshed application
+namespace needs (emojivoto uses the same pieces):
 
-- `meshed_namespace_metadata`: proxy injection, the Pod Security level proxy-init needs, and
-  Linkerd's `deny` default inbound policy, so nothing reaches a pod until a policy says so;
 - `proxy_admin_policy`: the one hole default-deny must not close, viz's Prometheus scraping
   every proxy's admin port (the golden metrics of the dashboard and of Grafana);
 - `policy_resources`: turns a plain policy description (kind → name → spec) into Linkerd
@@ -33,10 +32,6 @@ from components.config import TeamNamespace
 
 # --- Meshed namespaces -----------------------------------------------------------------------
 
-# Linkerd's namespace-level default inbound policy: `deny` means a meshed pod accepts nothing
-# (kubelet probes aside, which Linkerd authorizes itself) that a policy object does not allow.
-DEFAULT_INBOUND_POLICY_KEY = "config.linkerd.io/default-inbound-policy"
-DEFAULT_DENY = {DEFAULT_INBOUND_POLICY_KEY: "deny"}
 
 # The ConfigMap every onboarded namespace gets; apps load it with `envFrom`.
 TRACING_CONFIGMAP = "meshstack-tracing"
@@ -51,18 +46,10 @@ VIZ_PROMETHEUS_SERVICE_ACCOUNT = "prometheus"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def meshed_namespace_metadata() -> tuple[dict[str, str], dict[str, str]]:
-    """Labels and annotations of a namespace whose pods are meshed and denied by default."""
-    # PSA `privileged`: proxy-init adds NET_ADMIN/NET_RAW, which `baseline` forbids (no CNI).
-    labels = dict(common.PSA_PRIVILEGED)
-    annotations = {**common.INJECT_ENABLED, **DEFAULT_DENY}
-    return labels, annotations
-
-
 # --- Linkerd policy as plain data ------------------------------------------------------------
 
 # API version of each policy kind the stack writes: Server's storage version and the only
-# served version of the others (linkerd-crds, see /tmp/research/linkerd.md §7).
+# served version of the others (the pinned linkerd-crds chart, templates/policy/).
 POLICY_API_VERSIONS = {
     "Server": "policy.linkerd.io/v1beta3",
     "MeshTLSAuthentication": "policy.linkerd.io/v1alpha1",
@@ -250,7 +237,7 @@ class Onboarding(pulumi.ComponentResource):
         super().__init__("meshstack:apps:Onboarding", name, None, opts)
         _validate(args)
 
-        labels, annotations = meshed_namespace_metadata()
+        labels, annotations = common.meshed_namespace_metadata(default_deny=True)
         data = tracing_env(args.tracing, args.open_census)
         names: list[pulumi.Output[str]] = []
         for team in args.teams:
@@ -271,14 +258,8 @@ class Onboarding(pulumi.ComponentResource):
                 )
                 ns_name = patch.metadata.name
             else:
-                ns = common.namespace(
-                    team.name,
-                    f"{prefix}-namespace",
-                    self,
-                    labels,
-                    annotations,
-                    # Injection is only honoured once the injector is up.
-                    depends_on=[args.control_plane],
+                ns = common.meshed_namespace(
+                    team.name, f"{prefix}-namespace", self, args.control_plane, default_deny=True
                 )
                 ns_name = ns.metadata.name
             names.append(ns_name)

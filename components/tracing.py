@@ -5,7 +5,7 @@ Span flow: Linkerd proxies (OTLP gRPC, over mTLS to the collector's mesh identit
 k8sattributes, batch → OTLP gRPC → the `jaeger` Service → memory or Badger storage → Jaeger
 query/UI on 16686.
 
-Facts this module is built on (research: jaeger chart 4.11.1, collector chart 0.170.0):
+Facts this module is built on (read from jaeger chart 4.11.1 and collector chart 0.170.0):
 
 - **Sampling.** The Linkerd proxy never starts a trace: it only emits spans for requests that
   already carry a trace context with the sampled flag set (W3C `traceparent` or B3). Plain
@@ -503,14 +503,12 @@ class Tracing(pulumi.ComponentResource):
         check(args.profile, args.settings)
         at = addresses(args.cluster_domain)
 
-        ns = common.namespace(
+        # Meshed: Linkerd proxies only export spans to a collector inside the mesh.
+        ns = common.meshed_namespace(
             NAMESPACE,
             f"{name}-namespace",
             self,
-            labels=common.PSA_PRIVILEGED,
-            annotations=common.INJECT_ENABLED,
-            # Created once the proxy injector runs, so the charts' pods are meshed.
-            depends_on=[args.control_plane],
+            args.control_plane,
             # The Badger claim is kept on destroy, and it only survives if its namespace does.
             retain_on_delete=args.settings.storage == "badger",
         )
