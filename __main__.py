@@ -209,11 +209,15 @@ exposure = exp.Exposure(
     "exposure",
     exp.ExposureArgs(
         plan=plan,
-        depends_on={
-            "dashboard": viz.chart,
-            "grafana": grafana.chart if grafana else None,
-            "jaeger": tracing.jaeger if tracing else None,
-            "app": app.web_service if app else None,
+        namespaces={
+            key: component.namespace
+            for key, component in {
+                "dashboard": viz,
+                "grafana": grafana,
+                "jaeger": tracing,
+                "app": app,
+            }.items()
+            if component is not None
         },
     ),
     opts=on_cluster,

@@ -18,7 +18,8 @@ is annotated `linkerd.io/inject: enabled` (Namespace or NamespacePatch written b
 when its pod template says so, or when the chart injects its own proxies (the control plane and
 viz do). Since Linkerd 2.20 the proxy is a native sidecar, so its requests add to the pod's like
 any container's. Without the CNI plugin every meshed pod also gets the `linkerd-init` init
-container, sized by the control plane's `proxyInit.resources` (chart default 100m/20Mi).
+container, which the pinned chart sizes with the same `proxy.resources` as the proxy
+(`charts/partials/templates/_proxy-init.tpl`; older charts had a separate `proxyInit.resources`).
 
 **Init containers** count the way the scheduler counts them: a pod's effective request is the
 larger of the sum of its containers (sidecars included) and its largest init container (an
@@ -489,13 +490,9 @@ class Footprint:
 INJECT = "linkerd.io/inject"
 CONTROL_PLANE_CHART = "linkerd-control-plane"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod")
+
+
 # linkerd-control-plane values.yaml `proxyInit.resources`, used when the program sets none.
-PROXY_INIT_DEFAULT = {
-    "cpu": {"request": "100m", "limit": "100m"},
-    "memory": {"request": "20Mi", "limit": "20Mi"},
-}
-
-
 @dataclass(frozen=True)
 class Mesh:
     """What Linkerd's injector adds to a meshed pod, as the program configures it."""
@@ -527,13 +524,8 @@ def mesh_sizes(graph: Any) -> Mesh | None:
     for chart in _charts(graph):
         if chart.inputs.get("chart") == CONTROL_PLANE_CHART:
             values = chart.inputs.get("values") or {}
-            init = parse_block(get_path(values, "proxyInit.resources"))
-            return Mesh(
-                proxy=parse_block(get_path(values, "proxy.resources")),
-                proxy_init=None
-                if values.get("cniEnabled")
-                else (init if init.is_set else parse_block(PROXY_INIT_DEFAULT)),
-            )
+            proxy = parse_block(get_path(values, "proxy.resources"))
+            return Mesh(proxy=proxy, proxy_init=None if values.get("cniEnabled") else proxy)
     return None
 
 

@@ -223,8 +223,10 @@ def service_spec(p: Plan, key: str) -> dict[str, Any]:
 @dataclass
 class ExposureArgs:
     plan: Plan
-    depends_on: dict[str, pulumi.Resource | None]
-    """The resource that creates each target's namespace and Service (None: target off)."""
+    namespaces: dict[str, pulumi.Input[str]]
+    """Each enabled target's namespace, as an output of the resource that creates it: the
+    Ingress or Service waits for the namespace only, not for the chart behind it (its own
+    readiness check waits for the backend), so exposure adds no readiness stage."""
 
 
 class Exposure(pulumi.ComponentResource):
@@ -245,22 +247,26 @@ class Exposure(pulumi.ComponentResource):
         urls: dict[str, pulumi.Input[str]] = {}
         commands: dict[str, str] = {}
         for key in sorted(p.enabled):
-            dep = args.depends_on.get(key)
-            # The target's namespace (and Service) must exist first.
-            child = pulumi.ResourceOptions(parent=self, depends_on=[dep] if dep else [])
+            child = pulumi.ResourceOptions(parent=self)
             if p.mode == "port-forward":
                 commands[key] = p.port_forward_command(key)
                 urls[key] = p.url(key)
             elif p.mode == "ingress":
                 obj = ingress_spec(p, key)
                 k8s.networking.v1.Ingress(
-                    f"{name}-{key}-ingress", metadata=obj["metadata"], spec=obj["spec"], opts=child
+                    f"{name}-{key}-ingress",
+                    metadata={**obj["metadata"], "namespace": args.namespaces[key]},
+                    spec=obj["spec"],
+                    opts=child,
                 )
                 urls[key] = p.url(key)
             else:
                 obj = service_spec(p, key)
                 svc = k8s.core.v1.Service(
-                    f"{name}-{key}-service", metadata=obj["metadata"], spec=obj["spec"], opts=child
+                    f"{name}-{key}-service",
+                    metadata={**obj["metadata"], "namespace": args.namespaces[key]},
+                    spec=obj["spec"],
+                    opts=child,
                 )
                 urls[key] = p.url(key) if p.mode == "nodePort" else _lb_url(svc, p.targets[key])
         self.urls = pulumi.Output.all(**urls).apply(dict) if urls else pulumi.Output.from_input({})

@@ -41,8 +41,8 @@ def _r(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str)
 # Component names are the containers' roles; every module looks its own up here.
 SIZES: dict[str, dict[str, Resources]] = {
     "dev": {
+        # Also sizes the `linkerd-init` init container: the chart gives it `proxy.resources`.
         "linkerd-proxy": _r("10m", "20Mi", "200m", "128Mi"),
-        "linkerd-proxy-init": _r("10m", "10Mi", "100m", "50Mi"),
         "linkerd-destination": _r("20m", "50Mi", "250m", "250Mi"),
         "linkerd-identity": _r("10m", "20Mi", "100m", "128Mi"),
         "linkerd-proxy-injector": _r("10m", "30Mi", "200m", "250Mi"),
@@ -66,7 +66,6 @@ SIZES: dict[str, dict[str, Resources]] = {
     },
     "prod": {
         "linkerd-proxy": _r("100m", "20Mi", "1", "250Mi"),
-        "linkerd-proxy-init": _r("10m", "10Mi", "100m", "50Mi"),
         "linkerd-destination": _r("100m", "50Mi", "1", "250Mi"),
         "linkerd-identity": _r("100m", "10Mi", "1", "250Mi"),
         "linkerd-proxy-injector": _r("100m", "50Mi", "1", "250Mi"),

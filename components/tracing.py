@@ -522,6 +522,9 @@ class Tracing(pulumi.ComponentResource):
                     name=JAEGER_BADGER_CLAIM,
                     namespace=ns.metadata.name,
                     labels=common.MANAGED_BY,
+                    # Created first but not waited for: a claim binds when its pod schedules
+                    # (WaitForFirstConsumer), so waiting would only add a readiness stage.
+                    annotations={"pulumi.com/skipAwait": "true"},
                 ),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     access_modes=["ReadWriteOnce"],
@@ -540,8 +543,7 @@ class Tracing(pulumi.ComponentResource):
                     retain_on_delete=True,
                 ),
             )
-            # The Deployment mounts the claim by name. With a WaitForFirstConsumer class the
-            # claim is ready while Pending (pulumi-kubernetes#3130), so this cannot deadlock.
+            # The Deployment mounts the claim by name, so the claim is created first.
             jaeger_deps.append(self.badger_claim)
 
         self.jaeger = common.chart(

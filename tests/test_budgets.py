@@ -286,10 +286,10 @@ def test_cross_component_dependencies_are_attributed_to_the_innermost_components
     assert deps.disallowed(edges, {"App": []}) == [("App", "Mesh")]
 
 
-def _control_plane(proxy: dict[str, Any], proxy_init: dict[str, Any] | None = None) -> Resource:
+def _control_plane(proxy: dict[str, Any], cni: bool = False) -> Resource:
     values: dict[str, Any] = {"proxy": {"resources": proxy}, "controllerReplicas": 1}
-    if proxy_init is not None:
-        values["proxyInit"] = {"resources": proxy_init}
+    if cni:
+        values["cniEnabled"] = True
     return res(
         "cp",
         CHART,
@@ -333,35 +333,40 @@ SMALL_PROXY = {
     "cpu": {"request": "10m", "limit": "100m"},
     "memory": {"request": "20Mi", "limit": "64Mi"},
 }
-SMALL_INIT = {
-    "cpu": {"request": "5m", "limit": "50m"},
-    "memory": {"request": "10Mi", "limit": "20Mi"},
-}
 
 
 @pytest.mark.parametrize(
-    ("inject", "proxy_init", "cpu_m", "memory_mi"),
+    ("inject", "app_cpu", "cpu_m", "memory_mi"),
     [
         # Unmeshed: the app alone, times 3 replicas.
-        (False, SMALL_INIT, 3 * 50, 3 * 64),
-        # Meshed: plus one proxy per pod; the small init container hides in the pod's sum.
-        (True, SMALL_INIT, 3 * (50 + 10), 3 * (64 + 20)),
-        # Meshed with the chart's default proxy-init (100m): the init container sets the pod's
-        # CPU request.
-        (True, None, 3 * 100, 3 * (64 + 20)),
+        (False, "50m", 3 * 50, 3 * 64),
+        # Meshed: plus one proxy per pod; `linkerd-init` (sized like the proxy) hides in the
+        # pod's sum.
+        (True, "50m", 3 * (50 + 10), 3 * (64 + 20)),
+        # A tiny app: still the sum, since the init container never exceeds the proxy alone.
+        (True, "1m", 3 * (1 + 10), 3 * (64 + 20)),
     ],
 )
 def test_footprint_counts_replicas_proxies_and_init_containers(
-    inject: bool, proxy_init: dict[str, Any] | None, cpu_m: int, memory_mi: int
+    inject: bool, app_cpu: str, cpu_m: int, memory_mi: int
 ) -> None:
     g = graph_of(
-        _control_plane(SMALL_PROXY, proxy_init),
+        _control_plane(SMALL_PROXY),
         _namespace("team", inject),
-        _deployment(3, "50m", "64Mi"),
+        _deployment(3, app_cpu, "64Mi"),
     )
     team = footprint(g).namespaces()["team"]
     assert (team.cpu_request_m, team.memory_request_b) == (cpu_m, memory_mi * MI)
     assert team.pods == 3
+
+
+def test_linkerd_init_takes_the_proxy_resources_and_disappears_with_cni() -> None:
+    from bench.footprint import mesh_sizes
+
+    mesh = mesh_sizes(graph_of(_control_plane(SMALL_PROXY)))
+    assert mesh is not None and mesh.proxy_init == mesh.proxy
+    cni = mesh_sizes(graph_of(_control_plane(SMALL_PROXY, cni=True)))
+    assert cni is not None and cni.proxy_init is None
 
 
 def test_footprint_reads_chart_values_and_the_charts_own_defaults() -> None:

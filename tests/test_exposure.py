@@ -108,10 +108,30 @@ def test_load_balancer_urls_come_from_the_service_status(modes: dict[str, Graph]
         assert urls[key] == f"http://203.0.113.10:{t.port}"
 
 
-def test_exposure_waits_for_the_services_it_exposes(modes: dict[str, Graph]) -> None:
-    g = modes["ingress"]
-    for ing in g.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
-        assert ing.dependencies, ing
+@pytest.mark.parametrize("mode", ["ingress", "nodePort"])
+def test_exposure_waits_for_the_target_namespace_but_not_the_charts_in_it(
+    modes: dict[str, Graph], mode: str
+) -> None:
+    g = modes[mode]
+    exposed = [
+        r
+        for r in g.resources
+        if r.type in ("kubernetes:networking.k8s.io/v1:Ingress", "kubernetes:core/v1:Service")
+        and r.inputs["metadata"]["name"].startswith("meshstack-")
+    ]
+    assert len(exposed) == 4
+    namespaces = {
+        n.inputs["metadata"]["name"]: n for n in g.of_type("kubernetes:core/v1:Namespace")
+    }
+    for res in exposed:
+        assert g.waits_for(res, namespaces[res.inputs["metadata"]["namespace"]]), res
+        own = [
+            c
+            for c in g.of_type("kubernetes:helm.sh/v4:Chart")
+            if c.inputs["namespace"] == res.inputs["metadata"]["namespace"]
+        ]
+        for chart in own:
+            assert not g.waits_for(res, chart), f"{res.urn} waits for {chart.urn}"
 
 
 def test_nodeports_match_the_kind_port_mappings() -> None:
