@@ -33,6 +33,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy __main__.py components tests policy bench
+	$(BIN)/mypy examples/consumer/__main__.py
 
 test: lint
 	$(BIN)/pytest

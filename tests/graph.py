@@ -70,10 +70,10 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
     return config
 
 
-def to_raw(config: Mapping[str, Any]) -> dict[str, str]:
+def to_raw(config: Mapping[str, Any], project: str = PROJECT) -> dict[str, str]:
     """Encode config as the engine does: strings as they are, everything else as JSON."""
     return {
-        f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
+        f"{project}:{key}": value if isinstance(value, str) else json.dumps(value)
         for key, value in config.items()
     }
 
@@ -369,6 +369,12 @@ class RecordingMonitor(mocks.MockMonitor):
             self.requests.append((request, response.urn))
         return response
 
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        # `.get()` and StackReference read existing state instead of registering it.
+        response = super().ReadResource(request)
+        self.requests.append((request, response.urn))
+        return response
+
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         # Only the root stack's own URN has the Stack type as its type segment; every
         # top-level component's URN contains it as a parent type too.
@@ -391,18 +397,28 @@ def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Graph
 
 
 def record(
-    program: Callable[[], Any], stack: str = "dev", config: Mapping[str, Any] | None = None
+    program: Callable[[], Any],
+    stack: str = "dev",
+    config: Mapping[str, Any] | None = None,
+    project: str = PROJECT,
+    engine: mocks.Mocks | None = None,
 ) -> Graph:
-    """Run `program` (any function that registers resources) under the recording mocks."""
+    """Run `program` (any function that registers resources) under the recording mocks.
+
+    `project` names the config namespace (another Pulumi project, such as the consumer
+    example); `engine` replaces the default `StatefulMocks`.
+    """
     config = dict(config or {})
-    monitor = RecordingMonitor(StatefulMocks())
+    monitor = RecordingMonitor(engine or StatefulMocks())
     old = pulumi_settings.SETTINGS
     error: BaseException | None = None
     try:
-        mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        # A fresh root stack per run: outputs exported by an earlier run must not leak in.
+        pulumi_settings.ROOT.set(None)
+        mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(
-            to_raw(config),
-            secret_keys=[f"{PROJECT}:{k}" for k in SECRET_CONFIG_KEYS if k in config],
+            to_raw(config, project),
+            secret_keys=[f"{project}:{k}" for k in SECRET_CONFIG_KEYS if k in config],
         )
 
         @pulumi.runtime.test
@@ -414,7 +430,9 @@ def record(
         except Exception as exc:
             error = exc
         root = pulumi_settings.get_root_resource()
-        if root is not None and not monitor.stack_outputs:
+        # Under mocks the root stack registered its (then empty) outputs when it was made;
+        # the exports sit on the Stack object. A failed program has no outputs to read.
+        if error is None and root is not None and not monitor.stack_outputs:
             monitor.stack_outputs = _stack_outputs(root)
     finally:
         pulumi_settings.configure(old)
@@ -423,20 +441,24 @@ def record(
     registrations = monitor.get_registered_resources()
     for request, urn in monitor.requests:
         reg = registrations.get(urn)
+        read = not hasattr(request, "custom")  # a ReadResourceRequest
         resources.append(
             Resource(
                 urn=urn,
                 type=request.type,
                 name=request.name,
-                custom=request.custom,
+                custom=True if read else request.custom,
                 parent=request.parent,
                 dependencies=list(request.dependencies),
-                raw_inputs=json_format.MessageToDict(request.object),
+                raw_inputs=json_format.MessageToDict(
+                    request.properties if read else request.object
+                ),
                 options={
-                    "protect": request.protect,
-                    "retainOnDelete": request.retainOnDelete,
-                    "ignoreChanges": list(request.ignoreChanges),
-                    "deleteBeforeReplace": request.deleteBeforeReplace,
+                    "read": read,
+                    "protect": getattr(request, "protect", False),
+                    "retainOnDelete": getattr(request, "retainOnDelete", False),
+                    "ignoreChanges": list(getattr(request, "ignoreChanges", [])),
+                    "deleteBeforeReplace": getattr(request, "deleteBeforeReplace", False),
                     "provider": request.provider,
                     "additionalSecretOutputs": list(request.additionalSecretOutputs),
                 },
