@@ -492,7 +492,6 @@ CONTROL_PLANE_CHART = "linkerd-control-plane"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod")
 
 
-# linkerd-control-plane values.yaml `proxyInit.resources`, used when the program sets none.
 @dataclass(frozen=True)
 class Mesh:
     """What Linkerd's injector adds to a meshed pod, as the program configures it."""

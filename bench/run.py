@@ -405,7 +405,7 @@ def report(
         "(which pods a chart runs, how many, which values key sizes each container, which "
         "`components.sizing` row it is meant to carry), plus, per meshed pod, one Linkerd proxy "
         "with the control plane's `proxy.resources` (or the chart's own proxy override) and the "
-        "`linkerd-init` init container (`proxyInit.resources`, chart default 100m/20Mi). Init "
+        "`linkerd-init` init container (the pinned chart sizes it with `proxy.resources`). Init "
         "containers count as the scheduler counts them: a pod requests the larger of its "
         "containers' sum and its largest init container. DaemonSets on one node (the kind "
         "cluster); the heartbeat CronJob left out.",
