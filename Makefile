@@ -55,7 +55,7 @@ stack: venv
 	@mkdir -p .pulumi-state
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
-preview: stack
+preview: cluster stack
 	pulumi preview --stack $(STACK) --policy-pack policy --policy-pack-config policy/config.$(STACK).json
 
 up: cluster stack

@@ -34,6 +34,9 @@ from components.viz import webhooks as viz_webhooks
 
 # --- Configuration ---------------------------------------------------------------------------
 # The only place that reads Pulumi config; everything below gets typed, validated settings.
+# The whole config map, not `pulumi.Config().get(key)` per key: a key nobody asks for (a typo)
+# must be reported, and only the full map shows it. `CONFIG` is where the language host puts
+# the stack's config; the environment form is what `PULUMI_CONFIG` gives the Automation API.
 _all = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
 _prefix = f"{cfg.PROJECT}:"
 try:
@@ -56,7 +59,8 @@ tracing_at = tracing_addresses(settings.cluster_domain) if settings.tracing.enab
 # --- Kubernetes provider ---------------------------------------------------------------------
 provider = k8s.Provider(
     "k8s",
-    kubeconfig=settings.kubeconfig or None,
+    # May hold a whole kubeconfig with credentials, so it is stored as a secret.
+    kubeconfig=pulumi.Output.secret(settings.kubeconfig) if settings.kubeconfig else None,
     context=settings.kube_context or None,
 )
 on_cluster = pulumi.ResourceOptions(provider=provider)
@@ -114,7 +118,7 @@ viz = Viz(
         allow_ip_hosts=settings.exposure.mode in ("loadBalancer", "nodePort"),
         prometheus_url=settings.linkerd.prometheus_url,
         grafana_external_url=plan.url("grafana") if settings.grafana.enabled else "",
-        jaeger_url=tracing_at.jaeger_query if tracing_at else "",
+        jaeger_url=tracing_at.jaeger_query_host if tracing_at else "",
     ),
     opts=on_cluster,
 )

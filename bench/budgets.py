@@ -13,7 +13,7 @@ DEV_CPU_REQUEST_M = 2000
 DEV_MEMORY_REQUEST_B = 3 * GI
 
 # --- Readiness stages (tests) ----------------------------------------------------------------
-# CRDs → control plane → everything else in parallel (/work/shared/architecture.md).
+# CRDs → control plane → everything else in parallel (README, "Readiness stages").
 MAX_READINESS_STAGES = 3
 
 # --- Dependencies between components (tests) -------------------------------------------------

@@ -200,7 +200,7 @@ def _memcached(allocated_mi: int) -> dict[str, Any]:
 
 
 # Chart name → what it runs at the pinned versions (components/versions.py). Sources: each
-# chart's templates and values.yaml; /work/shared/reference/{linkerd,observability}.md.
+# chart's templates and values.yaml at that version.
 CHARTS: dict[str, ChartSpec] = {
     "linkerd-crds": ChartSpec(()),
     # templates/{identity,destination,proxy-injector}.yaml; `controllerReplicas` for all three.

@@ -20,9 +20,8 @@ from typing import Any, Protocol
 
 # --- What waits for readiness ----------------------------------------------------------------
 
-# Types the provider awaits (pulumi-kubernetes `provider/pkg/await`, and
-# /work/shared/reference/pulumi.md §1d). Remote components (v4 Chart, v2 ConfigFile) finish
-# when every object they render is ready.
+# Types the provider awaits (pulumi-kubernetes `provider/pkg/await`). Remote components
+# (v4 Chart, v2 ConfigFile) finish when every object they render is ready.
 READINESS_TYPES = frozenset(
     {
         "kubernetes:helm.sh/v4:Chart",

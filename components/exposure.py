@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import common
+from components import common, emojivoto, grafana, tracing, viz
 from components.config import Settings
 
 
@@ -40,48 +40,55 @@ class Target:
     target_port: int | str
 
 
-# Service names, ports and pod labels come from the charts and modules that create them
-# (viz `web.yaml`, the grafana and jaeger charts for their release names, emojivoto.py).
+# Names, ports and pod labels come from the modules that create the Services (their chart
+# release names and the charts' own selector labels); only the local ports, NodePorts and host
+# prefixes are exposure's own.
 TARGETS: dict[str, Target] = {
     "dashboard": Target(
-        "linkerd-viz",
-        "web",
-        8084,
-        8084,
-        30084,
-        "linkerd",
-        {"linkerd.io/extension": "viz", "component": "web"},
-        8084,
+        viz.NAMESPACE,
+        viz.DASHBOARD_SERVICE,
+        viz.DASHBOARD_PORT,
+        local_port=8084,
+        node_port=30084,
+        host_prefix="linkerd",
+        selector={"linkerd.io/extension": "viz", "component": "web"},
+        target_port=viz.DASHBOARD_PORT,
     ),
     "grafana": Target(
-        "grafana",
-        "grafana",
-        80,
-        3000,
-        30300,
-        "grafana",
-        {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "grafana"},
-        3000,
+        grafana.NAMESPACE,
+        grafana.SERVICE,
+        grafana.SERVICE_PORT,
+        local_port=3000,
+        node_port=30300,
+        host_prefix="grafana",
+        selector={
+            "app.kubernetes.io/name": "grafana",
+            "app.kubernetes.io/instance": grafana.RELEASE,
+        },
+        target_port=grafana.CONTAINER_PORT,
     ),
     "jaeger": Target(
-        "tracing",
-        "jaeger",
-        16686,
-        16686,
-        30686,
-        "jaeger",
-        {"app.kubernetes.io/name": "jaeger", "app.kubernetes.io/instance": "jaeger"},
-        16686,
+        tracing.NAMESPACE,
+        tracing.JAEGER_SERVICE,
+        tracing.JAEGER_QUERY_PORT,
+        local_port=16686,
+        node_port=30686,
+        host_prefix="jaeger",
+        selector={
+            "app.kubernetes.io/name": "jaeger",
+            "app.kubernetes.io/instance": tracing.JAEGER_RELEASE,
+        },
+        target_port=tracing.JAEGER_QUERY_PORT,
     ),
     "app": Target(
-        "emojivoto",
-        "web-svc",
-        80,
-        8080,
-        30080,
-        "emojivoto",
-        {"app": "web-svc"},
-        8080,
+        emojivoto.NAMESPACE,
+        emojivoto.WEB_SERVICE,
+        emojivoto.WEB_SERVICE_PORT,
+        local_port=8080,
+        node_port=30080,
+        host_prefix="emojivoto",
+        selector={"app": emojivoto.SERVICES[emojivoto.WEB_SERVICE].app},
+        target_port=emojivoto.WEB_PORT,
     ),
 }
 
@@ -223,6 +230,7 @@ def service_spec(p: Plan, key: str) -> dict[str, Any]:
 @dataclass
 class ExposureArgs:
     plan: Plan
+    """What to expose and how: the pure result of `plan(settings)`."""
     namespaces: dict[str, pulumi.Input[str]]
     """Each enabled target's namespace, as an output of the resource that creates it: the
     Ingress or Service waits for the namespace only, not for the chart behind it (its own

@@ -51,7 +51,7 @@ OWN_PROVIDER, LINKERD_PROVIDER = "meshstack", "linkerd"
 PROMETHEUS_UID, LOKI_UID, JAEGER_UID = "prometheus", "loki", "jaeger"
 
 # Linkerd's dashboards on grafana.com: name → (gnetId, revision). Same list as linkerd2's
-# grafana/values.yaml (reference/observability.md §5).
+# grafana/values.yaml (https://github.com/linkerd/linkerd2/blob/main/grafana/values.yaml).
 LINKERD_DASHBOARDS: dict[str, tuple[int, int]] = {
     "top-line": (15474, 4),
     "health": (15486, 3),

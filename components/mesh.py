@@ -127,12 +127,17 @@ class MeshArgs:
     profile: str
     """`dev` or `prod` (HA values and production resources)."""
     cluster_domain: str
+    """The cluster's DNS domain, also the identity trust domain."""
     trust_anchor_pem: pulumi.Input[str]
+    """The trust anchor certificate every proxy trusts (public)."""
     webhook_certs: dict[str, WebhookCert]
+    """Certificates for the three webhooks, so renders never generate new ones."""
     issuer_mode: str = "pulumi"
     """Default: pulumi, the issuer comes from the Identity component."""
     issuer_cert_pem: pulumi.Input[str] | None = None
+    """The issuer certificate. Default: none (required with issuer_mode `pulumi`)."""
     issuer_key_pem: pulumi.Input[str] | None = None
+    """The issuer key, a secret. Default: none (required with issuer_mode `pulumi`)."""
     install_gateway_api_crds: bool = True
     """Default: true. Set false when the cluster ships Gateway API CRDs (e.g. GKE), which
     would otherwise clash."""
@@ -153,6 +158,8 @@ class Mesh(pulumi.ComponentResource):
 
     namespace: pulumi.Output[str]
     trust_domain: pulumi.Output[str]
+    crds: k8s.helm.v4.Chart
+    control_plane: k8s.helm.v4.Chart
 
     def __init__(
         self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None

@@ -128,7 +128,9 @@ class TracingAddresses:
     collector_service_account: str
     """The ServiceAccount the collector pods run as: Linkerd's `meshIdentity`."""
     jaeger_query: str
-    """Jaeger's query API and UI in-cluster (viz trace links, Grafana's datasource)."""
+    """Jaeger's query API and UI in-cluster, as a URL (Grafana's datasource)."""
+    jaeger_query_host: str
+    """The same as `host:port`, the form viz's `jaegerUrl` takes (its proxy sets the URL host)."""
     jaeger_otlp_grpc: str
     """`host:port` of Jaeger's OTLP gRPC receiver, where the collector exports."""
 
@@ -144,6 +146,7 @@ def addresses(cluster_domain: str) -> TracingAddresses:
         opencensus=f"{collector}:{OPENCENSUS_PORT}",
         collector_service_account=COLLECTOR_SERVICE_ACCOUNT,
         jaeger_query=f"http://{jaeger}:{JAEGER_QUERY_PORT}",
+        jaeger_query_host=f"{jaeger}:{JAEGER_QUERY_PORT}",
         jaeger_otlp_grpc=f"{jaeger}:{JAEGER_OTLP_GRPC_PORT}",
     )
 
@@ -153,7 +156,8 @@ def endpoints(at: TracingAddresses, open_census: bool) -> dict[str, str | None]:
     return {
         "otlpGrpc": at.otlp_grpc,
         "otlpHttp": at.otlp_http,
-        "openCensus": at.opencensus if open_census else None,
+        # Empty, not None: Pulumi drops None from outputs, and the contract keeps every key.
+        "openCensus": at.opencensus if open_census else "",
     }
 
 

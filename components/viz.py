@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions
 from components.identity import Webhook, WebhookCert
@@ -106,8 +107,11 @@ def viz_values(
 @dataclass
 class VizArgs:
     profile: str
+    """`dev` or `prod` (upstream HA values, production resources)."""
     cluster_domain: str
+    """The cluster's DNS domain, also Linkerd's trust domain."""
     webhook_certs: dict[str, WebhookCert]
+    """Certificates for tap and tap-injector, so renders never generate new ones."""
     control_plane: pulumi.Resource
     """The control-plane chart: viz pods are meshed and viz creates policy resources."""
     external_host: str = ""
@@ -119,18 +123,20 @@ class VizArgs:
     grafana_external_url: str = ""
     """Where the dashboard's Grafana links point. Default: no links."""
     jaeger_url: str = ""
-    """Jaeger address for the dashboard's trace links. Default: none."""
+    """Jaeger's `host:port` for the dashboard's trace links (viz proxies to it; no scheme).
+    Default: none, no links."""
 
 
 class Viz(pulumi.ComponentResource):
     """The linkerd-viz extension.
 
-    Children: the `linkerd-viz` namespace and the chart. Outputs: `namespace`,
-    `dashboard_service` (`web:8084`) and `prometheus_url` (in-cluster).
+    Children: the `linkerd-viz` namespace and the chart. Outputs: `namespace` and
+    `prometheus_url` (the Prometheus with Linkerd's metrics, in-cluster).
     """
 
     namespace: pulumi.Output[str]
     prometheus_url: pulumi.Output[str]
+    chart: k8s.helm.v4.Chart
 
     def __init__(
         self, name: str, args: VizArgs, opts: pulumi.ResourceOptions | None = None

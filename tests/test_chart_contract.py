@@ -470,3 +470,161 @@ def test_the_program_custom_resources_match_the_pinned_crds(rendered: Stack) -> 
             problems.append(f"{res.urn}: {error.message} at {list(error.absolute_path)}")
     assert not problems, "\n".join(problems)
     assert checked >= 1
+
+
+# --- Values the stack sets -------------------------------------------------------------------
+
+# A `.Values` chain a template reads: `.Values.a.b.c` (`$.Values.a.b.c` too).
+VALUES_CHAIN = re.compile(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+# Values keys the stack sets that the pinned chart neither declares nor reads, on purpose.
+# chart name → key paths (a path here accepts everything below it too).
+UNDECLARED_ON_PURPOSE: dict[str, frozenset[tuple[str, ...]]] = {
+    "linkerd-control-plane": frozenset(
+        {
+            # components/mesh.py sets it for prod as upstream's values-ha.yaml does (it is in
+            # no values.yaml and no template reads it): the chart copies all its values into
+            # the linkerd-config ConfigMap, where `linkerd check` reads it to run the HA checks.
+            ("highAvailability",),
+        }
+    ),
+}
+
+
+@dataclass
+class ChartSource:
+    """What a chart folder says about its values: declared defaults and template reads."""
+
+    defaults: dict[str, Any]
+    """values.yaml, with every dependency's values.yaml under the dependency's name (alias)
+    and the dependencies' `global` merged into `global`, as Helm coalesces them."""
+    reads: set[tuple[str, ...]]
+    """Every `.Values.a.b.c` chain in templates/** of the chart and of its dependencies."""
+
+
+def _chart_files(folder: Path) -> Iterator[tuple[str, Path]]:
+    """(path relative to the chart, file) for every file of a chart folder."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            yield path.relative_to(folder).as_posix(), path
+
+
+def _load_chart_source(folder: Path) -> ChartSource:
+    defaults: dict[str, Any] = {}
+    values_file = folder / "values.yaml"
+    if values_file.is_file():
+        defaults = yaml.safe_load(values_file.read_text()) or {}
+    reads: set[tuple[str, ...]] = set()
+    for relative, path in _chart_files(folder):
+        if relative.startswith("templates/"):
+            for m in VALUES_CHAIN.finditer(path.read_text(errors="replace")):
+                reads.add(tuple(m[1].split(".")[1:]))
+    chart = yaml.safe_load((folder / "Chart.yaml").read_text()) or {}
+    requirements = folder / "requirements.yaml"  # apiVersion v1 charts list them here
+    dependencies = list(chart.get("dependencies") or [])
+    if requirements.is_file():
+        dependencies += (yaml.safe_load(requirements.read_text()) or {}).get("dependencies") or []
+    for dep in dependencies:
+        sub_folder = folder / "charts" / dep["name"]
+        if not (sub_folder / "Chart.yaml").is_file():
+            raise AssertionError(
+                f"{folder}: dependency {dep['name']} is not unpacked at {sub_folder} (run "
+                f"`helm dependency build` and untar charts/*.tgz)"
+            )
+        sub = _load_chart_source(sub_folder)
+        key = dep.get("alias") or dep["name"]
+        own = {k: v for k, v in sub.defaults.items() if k != "global"}
+        if own:
+            defaults.setdefault(key, {})
+            if isinstance(defaults[key], dict):
+                defaults[key] = {**own, **defaults[key]}
+        if isinstance(sub.defaults.get("global"), dict):
+            defaults["global"] = {**sub.defaults["global"], **(defaults.get("global") or {})}
+        for chain in sub.reads:
+            # A subchart's own templates read its values under the dependency's key; its named
+            # templates (linkerd's `partials`, bitnami's `common`) are included with the
+            # parent's context and read the parent's values as they are: both count.
+            reads.add((key, *chain))
+            reads.add(chain)
+    return ChartSource(defaults, reads)
+
+
+@functools.cache
+def chart_source(folder: Path) -> ChartSource:
+    return _load_chart_source(folder)
+
+
+def key_paths(values: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every key path of a values tree, inner keys included; lists are leaves (a list replaces
+    the chart's default whole, its items are not values keys)."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            path = (*prefix, str(key))
+            yield path
+            yield from key_paths(value, path)
+
+
+def _looks_like_yaml_document(value: str) -> bool:
+    """A string default holding a YAML/config document (a block of several `key:` lines)."""
+    return "\n" in value.strip() and bool(re.search(r"^\s*[\w.-]+:", value, re.MULTILINE))
+
+
+def free_form(default: Any) -> bool:
+    """A values.yaml default whose keys the chart does not enumerate: an empty map (`{}`), no
+    value (`null`, `~`), an empty list (`[]`) or a string holding a YAML document."""
+    if default is None or default == {} or default == []:
+        return True
+    return isinstance(default, str) and _looks_like_yaml_document(default)
+
+
+def accepts(source: ChartSource, path: tuple[str, ...]) -> bool:
+    """Whether the chart's values contract accepts `path` (see the test's docstring)."""
+    node: Any = source.defaults
+    for depth, key in enumerate(path):
+        if depth and free_form(node):
+            return True  # below a free-form default
+        if not isinstance(node, dict) or key not in node:
+            return any(chain[: len(path)] == path for chain in source.reads)
+        node = node[key]
+    return True  # declared
+
+
+def undeclared(chart: str, source: ChartSource, values: dict[str, Any]) -> list[str]:
+    """Every key path in `values` the chart's values contract does not accept."""
+    allowed = UNDECLARED_ON_PURPOSE.get(chart, frozenset())
+    return [
+        ".".join(path)
+        for path in key_paths(values)
+        if not any(path[: len(a)] == a for a in allowed) and not accepts(source, path)
+    ]
+
+
+def test_every_value_key_the_stack_sets_exists_in_the_pinned_chart(rendered: Stack) -> None:
+    """Every key path of every values map the stack passes to a pinned chart is one the chart
+    knows, so a renamed or misspelt key cannot silently fall back to the chart's default.
+
+    A key path (`a.b.c`; every inner key is a path too, lists are leaves) is accepted when:
+
+    - it is declared: the path exists in the chart's values.yaml, where each dependency's
+      values.yaml sits under the dependency's name (or alias) and its `global` under `global`,
+      as Helm coalesces them (values-ha.yaml and other values files are not a source: they
+      are examples the user picks, not defaults);
+    - or a template reads it: `.Values.a.b.c` (or a longer chain starting with it) appears in
+      templates/** of the chart or of a dependency (a dependency's chains count both under its
+      key and as they are, since linkerd's `partials` and bitnami's `common` are named
+      templates included with the parent's context);
+    - or it lies below a free-form default: some ancestor `a` or `a.b` is declared in
+      values.yaml with `{}`, `null`, `[]` or a string holding a YAML document (several `key:`
+      lines), the chart's way of saying "any keys" (annotations, config blocks, extra env);
+    - or it is in UNDECLARED_ON_PURPOSE, each entry with the reason it is needed.
+    """
+    problems = []
+    for release, res in sorted(rendered.graph.charts().items()):
+        chart = rendered.charts[release]
+        values = plain(res.inputs.get("values") or {})
+        source = chart_source(chart.folder.resolve())
+        problems += [
+            f"{release} ({chart.chart} {chart.version}): {path} is not in values.yaml, read by "
+            f"no template and under no free-form default"
+            for path in undeclared(chart.chart, source, values)
+        ]
+    assert not problems, "\n".join(problems)

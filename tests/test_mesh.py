@@ -210,13 +210,32 @@ def test_chart_values_hold_private_keys_only_as_secrets(dev: Graph) -> None:
     assert len(keys) == 4  # issuer + three webhooks
 
 
-def test_two_runs_give_identical_chart_inputs(dev: Graph) -> None:
-    again = run_program("dev")
-    assert again.error is None
-    first = {r.name: r.raw_inputs for r in dev.of_type(CHART)}
-    second = {r.name: r.raw_inputs for r in again.of_type(CHART)}
+@pytest.mark.parametrize(
+    ("stack", "overrides"),
+    [
+        ("dev", {}),
+        ("prod", {}),
+        ("dev", {"tracing": {"storage": "badger"}, "exposure": {"mode": "nodePort"}}),
+    ],
+)
+def test_two_runs_give_identical_chart_inputs(stack: str, overrides: dict[str, Any]) -> None:
+    # The mock engine keeps state between runs as Pulumi does between two `up`s, so the
+    # certificates repeat; anything random or clock-based in the program's values would not.
+    first_run, second_run = run_program(stack, overrides), run_program(stack, overrides)
+    assert first_run.error is None and second_run.error is None
+    first = {r.name: r.raw_inputs for r in first_run.of_type(CHART)}
+    second = {r.name: r.raw_inputs for r in second_run.of_type(CHART)}
     assert first == second
     assert len(first) >= 5
+
+
+def test_viz_links_to_jaeger_by_host_and_port(dev: Graph) -> None:
+    # viz's dashboard reverse-proxies to this address by setting the URL host, so a scheme
+    # would break every trace link.
+    import re
+
+    jaeger = chart(dev, "linkerd-viz").inputs["values"]["jaegerUrl"]
+    assert re.fullmatch(r"jaeger\.tracing\.svc\.cluster\.local:16686", jaeger), jaeger
 
 
 def test_gateway_api_crds_can_be_left_to_the_cluster() -> None:

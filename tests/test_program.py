@@ -33,9 +33,15 @@ CONTRACT: dict[str, bool] = {  # name → secret
 
 
 def manifest(res: Any) -> dict[str, Any]:
-    """The object as the provider would send it to the API server."""
+    """The object as the provider would send it to the API server.
+
+    A patch (e.g. NamespacePatch) is checked as the kind it patches: a partial object, whose
+    fields must still be the kind's own.
+    """
     obj = {k: v for k, v in res.inputs.items() if not k.startswith("__")}
     group_version, kind = _api(res.type)
+    kind = kind.removesuffix("Patch")
+    obj.pop("kind", None) if res.type.endswith("Patch") else None
     obj.setdefault("apiVersion", group_version)
     obj.setdefault("kind", kind)
     return obj
@@ -56,11 +62,7 @@ def is_custom(type_: str) -> bool:
 
 
 def typed_objects(graph: Graph) -> list[Any]:
-    return [
-        r
-        for r in graph.kubernetes_objects()
-        if not is_custom(r.type) and not r.type.split(":")[-1].endswith("Patch")
-    ]
+    return [r for r in graph.kubernetes_objects() if not is_custom(r.type)]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -154,3 +156,25 @@ def test_outputs_stay_clean_when_features_are_off() -> None:
     assert set(g.outputs["urls"]) == {"dashboard"}
     cp = g.charts()["linkerd-control-plane"]
     assert "tracing" not in cp.inputs["values"]["proxy"]
+
+
+def test_readme_outputs_table_is_the_contract() -> None:
+    from tests.graph import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Outputs") : readme.index("### Consuming the platform")]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    documented: dict[str, bool] = {}
+    for cells in rows:
+        secret = "yes" in cells[3]
+        for name in cells[1].replace("`", "").split("/"):
+            documented[name.strip()] = secret
+    assert documented == CONTRACT
+
+
+def test_patched_namespaces_are_validated_too(prod: Graph) -> None:
+    patches = [r for r in typed_objects(prod) if r.type.endswith(":NamespacePatch")]
+    assert patches, "the prod stack adopts a namespace"
+    for res in patches:
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(manifest(res), version, strict=True)

@@ -77,6 +77,7 @@ def test_the_addresses_derive_from_the_release_and_fullname() -> None:
         opencensus="otel-collector.tracing.svc.cluster.local:55678",
         collector_service_account="otel-collector",
         jaeger_query="http://jaeger.tracing.svc.cluster.local:16686",
+        jaeger_query_host="jaeger.tracing.svc.cluster.local:16686",
         jaeger_otlp_grpc="jaeger.tracing.svc.cluster.local:4317",
     )
 
@@ -422,5 +423,5 @@ def test_the_outputs_are_the_addresses(open_census: bool) -> None:
     assert graph.outputs["endpoints"] == {
         "otlpGrpc": at.otlp_grpc,
         "otlpHttp": at.otlp_http,
-        "openCensus": at.opencensus if open_census else None,
+        "openCensus": at.opencensus if open_census else "",
     }
