@@ -7,6 +7,7 @@ the chart from a local folder, renders it offline with helm-python-sdk as Pulumi
 would (hooks dropped, CRDs included) and checks:
 
 - the folder holds the pinned version, the values pass the chart's own schema, it renders;
+- every values key the stack sets is one the chart declares, reads or passes through;
 - every rendered object is valid Kubernetes for the supported versions (kinds from CRDs aside,
   whose CRDs must come from a pinned chart or the Gateway API release);
 - every in-cluster address the stack writes (`<svc>.<ns>.svc...:<port>` in chart values, in
@@ -474,78 +475,148 @@ def test_the_program_custom_resources_match_the_pinned_crds(rendered: Stack) -> 
 
 # --- Values the stack sets -------------------------------------------------------------------
 
-# A `.Values` chain a template reads: `.Values.a.b.c` (`$.Values.a.b.c` too).
-VALUES_CHAIN = re.compile(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+# A template action, `{{ ... }}`.
+ACTION = re.compile(r"\{\{-?(.*?)-?\}\}", re.DOTALL)
+# A `.Values` chain (`$.Values` too): `.Values.a.b.c`, or `index .Values "a" "b"` and
+# `get .Values "a"` for keys that are not identifiers (`grafana.ini`).
+DOTTED = re.compile(r"\$?\.Values((?:\.[A-Za-z_]\w*)+)")
+INDEXED = re.compile(r"\b(?:index|get)\s+\$?\.Values((?:\s+\"[^\"]+\")+)")
+# Functions that take a whole map and render or walk it, keys the template does not name
+# (before the chain in its action, or piped after it: `.Values.a | toYaml`).
+HANDS_ON = re.compile(r"\b(?:toYaml|toJson|toPrettyJson|toRawJson|tpl|range|deepCopy)\b")
+PIPED_ON = re.compile(r"\s*\|\s*(?:toYaml|toJson|toPrettyJson|toRawJson)\b")
+TPL = re.compile(r"\btpl\s+\(?\s*$")
+INCLUDE = re.compile(r"\binclude\s+\"([^\"]+)\"\s+\(?\s*$")
+# The body of `with <map>` rendering `.` whole.
+WITH_WHOLE = re.compile(
+    r"(?:toYaml|toJson|toPrettyJson|toRawJson)\s+\.(?![\w.])|\.\s*\|\s*to(?:Yaml|Json)"
+)
+END = re.compile(r"\{\{-?\s*end\b")
+
 # Values keys the stack sets that the pinned chart neither declares nor reads, on purpose.
-# chart name → key paths (a path here accepts everything below it too).
+# Chart name → key paths (an entry accepts everything below it too).
 UNDECLARED_ON_PURPOSE: dict[str, frozenset[tuple[str, ...]]] = {
     "linkerd-control-plane": frozenset(
         {
-            # components/mesh.py sets it for prod as upstream's values-ha.yaml does (it is in
-            # no values.yaml and no template reads it): the chart copies all its values into
-            # the linkerd-config ConfigMap, where `linkerd check` reads it to run the HA checks.
+            # components/mesh.py sets it for prod as upstream's values-ha.yaml does; it is in no
+            # values.yaml and no template reads it, but the chart copies all its values into
+            # the linkerd-config ConfigMap, where `linkerd check` reads it for the HA checks.
             ("highAvailability",),
         }
     ),
 }
 
+KeyPath = tuple[str, ...]
+
 
 @dataclass
 class ChartSource:
-    """What a chart folder says about its values: declared defaults and template reads."""
+    """What a chart folder (its dependencies included) says about the values it takes."""
 
     defaults: dict[str, Any]
-    """values.yaml, with every dependency's values.yaml under the dependency's name (alias)
-    and the dependencies' `global` merged into `global`, as Helm coalesces them."""
-    reads: set[tuple[str, ...]]
-    """Every `.Values.a.b.c` chain in templates/** of the chart and of its dependencies."""
+    """values.yaml; each dependency's values.yaml under the dependency's name (or alias) and
+    its `global` merged into `global`, as Helm coalesces them."""
+    reads: set[KeyPath] = field(default_factory=set)
+    """Every `.Values` chain in templates/**."""
+    whole: set[KeyPath] = field(default_factory=set)
+    """Chains a template hands on whole: to toYaml/toJson/tpl/range/deepCopy, or as the subject
+    of a `with` whose body renders `.` with toYaml/toJson."""
+    includes: dict[str, set[KeyPath]] = field(default_factory=dict)
+    """Named template → the chains passed to it (`include "name" .Values.a.b`)."""
+    tpl: set[KeyPath] = field(default_factory=set)
+    """Chains rendered as templates (`tpl .Values.loki.config .`)."""
 
 
-def _chart_files(folder: Path) -> Iterator[tuple[str, Path]]:
-    """(path relative to the chart, file) for every file of a chart folder."""
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            yield path.relative_to(folder).as_posix(), path
+_MISSING = object()
+
+
+def _lookup(defaults: dict[str, Any], path: KeyPath) -> Any:
+    """The default at `path`, or _MISSING."""
+    node: Any = defaults
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def _declared(defaults: dict[str, Any], path: KeyPath) -> bool:
+    return _lookup(defaults, path) is not _MISSING
+
+
+def _chains(text: str) -> Iterator[tuple[re.Match[str], KeyPath]]:
+    for m in DOTTED.finditer(text):
+        yield m, tuple(m[1].split(".")[1:])
+    for m in INDEXED.finditer(text):
+        yield m, tuple(re.findall(r'"([^"]+)"', m[1]))
+
+
+def _scan_templates(text: str, source: ChartSource) -> None:
+    for action in ACTION.finditer(text):
+        body = action[1]
+        for m, chain in _chains(body):
+            source.reads.add(chain)
+            before = body[: m.start()]
+            if TPL.search(before):
+                source.tpl.add(chain)
+            include = INCLUDE.search(before)
+            if include:
+                source.includes.setdefault(include[1], set()).add(chain)
+            elif HANDS_ON.search(before) or PIPED_ON.match(body, m.end()):
+                source.whole.add(chain)
+            elif re.match(r"\s*with\s*$", before):
+                rest = text[action.end() :]
+                end = END.search(rest)
+                if WITH_WHOLE.search(rest[: end.start() if end else len(rest)]):
+                    source.whole.add(chain)
 
 
 def _load_chart_source(folder: Path) -> ChartSource:
-    defaults: dict[str, Any] = {}
     values_file = folder / "values.yaml"
-    if values_file.is_file():
-        defaults = yaml.safe_load(values_file.read_text()) or {}
-    reads: set[tuple[str, ...]] = set()
-    for relative, path in _chart_files(folder):
-        if relative.startswith("templates/"):
-            for m in VALUES_CHAIN.finditer(path.read_text(errors="replace")):
-                reads.add(tuple(m[1].split(".")[1:]))
-    chart = yaml.safe_load((folder / "Chart.yaml").read_text()) or {}
-    requirements = folder / "requirements.yaml"  # apiVersion v1 charts list them here
-    dependencies = list(chart.get("dependencies") or [])
+    defaults = (yaml.safe_load(values_file.read_text()) or {}) if values_file.is_file() else {}
+    source = ChartSource(defaults)
+    for path in sorted((folder / "templates").rglob("*")):
+        if path.is_file():
+            _scan_templates(path.read_text(errors="replace"), source)
+    # A string default the chart renders with `tpl` is template text too (Loki's `loki.config`
+    # reads `.Values.loki.limits_config` and the like).
+    scanned: set[KeyPath] = set()
+    while todo := source.tpl - scanned:
+        for chain in todo:
+            scanned.add(chain)
+            default = _lookup(defaults, chain)
+            if isinstance(default, str):
+                _scan_templates(default, source)
+    meta = yaml.safe_load((folder / "Chart.yaml").read_text()) or {}
+    dependencies = list(meta.get("dependencies") or [])
+    requirements = folder / "requirements.yaml"  # where apiVersion v1 charts list them
     if requirements.is_file():
         dependencies += (yaml.safe_load(requirements.read_text()) or {}).get("dependencies") or []
     for dep in dependencies:
         sub_folder = folder / "charts" / dep["name"]
         if not (sub_folder / "Chart.yaml").is_file():
             raise AssertionError(
-                f"{folder}: dependency {dep['name']} is not unpacked at {sub_folder} (run "
-                f"`helm dependency build` and untar charts/*.tgz)"
+                f"{folder}: dependency {dep['name']} is not unpacked at {sub_folder} (untar "
+                f"charts/*.tgz)"
             )
         sub = _load_chart_source(sub_folder)
         key = dep.get("alias") or dep["name"]
         own = {k: v for k, v in sub.defaults.items() if k != "global"}
-        if own:
-            defaults.setdefault(key, {})
-            if isinstance(defaults[key], dict):
-                defaults[key] = {**own, **defaults[key]}
+        if own and isinstance(defaults.get(key, {}), dict):
+            defaults[key] = {**own, **defaults.get(key, {})}
         if isinstance(sub.defaults.get("global"), dict):
             defaults["global"] = {**sub.defaults["global"], **(defaults.get("global") or {})}
+        # A subchart's own templates read its values under its key; its named templates
+        # (linkerd's `partials`, bitnami's `common`) run with the parent's context and read the
+        # parent's values as they are: a dependency's chains count both ways.
         for chain in sub.reads:
-            # A subchart's own templates read its values under the dependency's key; its named
-            # templates (linkerd's `partials`, bitnami's `common`) are included with the
-            # parent's context and read the parent's values as they are: both count.
-            reads.add((key, *chain))
-            reads.add(chain)
-    return ChartSource(defaults, reads)
+            source.reads |= {(key, *chain), chain}
+        for chain in sub.whole:
+            source.whole |= {(key, *chain), chain}
+        for name, chains in sub.includes.items():
+            source.includes.setdefault(name, set()).update(chains)
+            source.includes[name].update((key, *chain) for chain in chains)
+    return source
 
 
 @functools.cache
@@ -553,9 +624,9 @@ def chart_source(folder: Path) -> ChartSource:
     return _load_chart_source(folder)
 
 
-def key_paths(values: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Every key path of a values tree, inner keys included; lists are leaves (a list replaces
-    the chart's default whole, its items are not values keys)."""
+def key_paths(values: Any, prefix: KeyPath = ()) -> Iterator[KeyPath]:
+    """Every key path of a values tree, inner keys included. Lists are leaves: a list replaces
+    the chart's default whole and its items are not values keys."""
     if isinstance(values, dict):
         for key, value in values.items():
             path = (*prefix, str(key))
@@ -563,33 +634,48 @@ def key_paths(values: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, 
             yield from key_paths(value, path)
 
 
-def _looks_like_yaml_document(value: str) -> bool:
-    """A string default holding a YAML/config document (a block of several `key:` lines)."""
-    return "\n" in value.strip() and bool(re.search(r"^\s*[\w.-]+:", value, re.MULTILINE))
-
-
 def free_form(default: Any) -> bool:
-    """A values.yaml default whose keys the chart does not enumerate: an empty map (`{}`), no
-    value (`null`, `~`), an empty list (`[]`) or a string holding a YAML document."""
+    """A values.yaml default that enumerates no keys: `{}`, `null`, `[]`, or a string holding a
+    YAML document (several lines, one at least a `key:` line)."""
     if default is None or default == {} or default == []:
         return True
-    return isinstance(default, str) and _looks_like_yaml_document(default)
+    return (
+        isinstance(default, str)
+        and "\n" in default.strip()
+        and re.search(r"^\s*[\w.-]+:", default, re.MULTILINE) is not None
+    )
 
 
-def accepts(source: ChartSource, path: tuple[str, ...]) -> bool:
-    """Whether the chart's values contract accepts `path` (see the test's docstring)."""
+def _below(path: KeyPath, ancestor: KeyPath) -> bool:
+    return len(ancestor) < len(path) and path[: len(ancestor)] == ancestor
+
+
+def accepts(source: ChartSource, path: KeyPath) -> bool:
+    """Whether the chart takes the values key `path` (the rules: the test's docstring)."""
+    if _declared(source.defaults, path):
+        return True
     node: Any = source.defaults
-    for depth, key in enumerate(path):
-        if depth and free_form(node):
-            return True  # below a free-form default
+    for key in path[:-1]:
         if not isinstance(node, dict) or key not in node:
-            return any(chain[: len(path)] == path for chain in source.reads)
+            break
         node = node[key]
-    return True  # declared
+        if free_form(node):
+            return True
+    if any(chain[: len(path)] == path for chain in source.reads):
+        return True
+    if any(_below(path, chain) for chain in source.whole):
+        return True
+    for chains in source.includes.values():
+        for chain in chains:
+            if _below(path, chain):
+                rest = path[len(chain) :]
+                if any(_declared(source.defaults, (*twin, *rest)) for twin in chains):
+                    return True
+    return False
 
 
-def undeclared(chart: str, source: ChartSource, values: dict[str, Any]) -> list[str]:
-    """Every key path in `values` the chart's values contract does not accept."""
+def unaccepted(chart: str, source: ChartSource, values: dict[str, Any]) -> list[str]:
+    """Every key path of `values` the chart does not take, dotted."""
     allowed = UNDECLARED_ON_PURPOSE.get(chart, frozenset())
     return [
         ".".join(path)
@@ -599,32 +685,38 @@ def undeclared(chart: str, source: ChartSource, values: dict[str, Any]) -> list[
 
 
 def test_every_value_key_the_stack_sets_exists_in_the_pinned_chart(rendered: Stack) -> None:
-    """Every key path of every values map the stack passes to a pinned chart is one the chart
-    knows, so a renamed or misspelt key cannot silently fall back to the chart's default.
+    """Every key the stack passes to a pinned chart is one the chart takes, so a misspelt,
+    renamed or dropped key cannot silently fall back to the chart's default.
 
-    A key path (`a.b.c`; every inner key is a path too, lists are leaves) is accepted when:
+    Every key path of the values (`a.b.c`, inner keys included; lists are leaves) must be:
 
-    - it is declared: the path exists in the chart's values.yaml, where each dependency's
-      values.yaml sits under the dependency's name (or alias) and its `global` under `global`,
-      as Helm coalesces them (values-ha.yaml and other values files are not a source: they
-      are examples the user picks, not defaults);
-    - or a template reads it: `.Values.a.b.c` (or a longer chain starting with it) appears in
-      templates/** of the chart or of a dependency (a dependency's chains count both under its
-      key and as they are, since linkerd's `partials` and bitnami's `common` are named
-      templates included with the parent's context);
-    - or it lies below a free-form default: some ancestor `a` or `a.b` is declared in
-      values.yaml with `{}`, `null`, `[]` or a string holding a YAML document (several `key:`
-      lines), the chart's way of saying "any keys" (annotations, config blocks, extra env);
-    - or it is in UNDECLARED_ON_PURPOSE, each entry with the reason it is needed.
+    1. declared: in the chart's values.yaml, each dependency's values.yaml counting under the
+       dependency's name (or alias) and its `global` under `global`, as Helm coalesces them.
+       values-ha.yaml and other example values files are not a source: the user picks them;
+    2. or read: `.Values.a.b.c`, or a longer chain below it, appears in templates/** of the
+       chart or of a dependency (`index`/`get .Values "a"` too), or in a string default the
+       chart renders with `tpl` (Loki's `loki.config`); a dependency's chains count under its
+       key and as they are, since linkerd's `partials` and bitnami's `common` are named
+       templates that run with the parent's context;
+    3. or below a free-form default: an ancestor is declared in values.yaml as `{}`, `null`,
+       `[]` or a string holding a YAML document (several lines, a `key:` line among them);
+    4. or below a map a template hands on whole: an ancestor chain is the operand of
+       toYaml/toJson/tpl/range/deepCopy, or the subject of a `with` whose body renders `.`
+       with toYaml/toJson (a container's `resources`, pod annotations, Grafana's ini sections,
+       Loki's limits_config, the collector's `ports`): the keys below are the receiver's,
+       Kubernetes' (rendered objects are validated strictly above) or the application's;
+    5. or shaped like a declared twin: an ancestor chain is passed to a named template
+       (`include "partials.resources" .Values.destinationResources`) to which another chain
+       is passed whose declared map has the same keys below (`proxy.resources.cpu.limit`);
+    6. or listed in UNDECLARED_ON_PURPOSE, each entry with its reason.
     """
     problems = []
     for release, res in sorted(rendered.graph.charts().items()):
         chart = rendered.charts[release]
-        values = plain(res.inputs.get("values") or {})
         source = chart_source(chart.folder.resolve())
         problems += [
-            f"{release} ({chart.chart} {chart.version}): {path} is not in values.yaml, read by "
-            f"no template and under no free-form default"
-            for path in undeclared(chart.chart, source, values)
+            f"{release} ({chart.chart} {chart.version}): `{path}` is neither declared in "
+            f"values.yaml nor read by a template, and is below no free-form or handed-on map"
+            for path in unaccepted(chart.chart, source, plain(res.inputs.get("values") or {}))
         ]
     assert not problems, "\n".join(problems)

@@ -58,12 +58,44 @@ def is_policy(res: Resource) -> bool:
     return res.type.startswith(f"kubernetes:{POLICY_GROUP}/")
 
 
+# The start of a Go template action (`{{ .Values.x }}`, `{{- include "..." . }}`): Helm chart
+# source, not rendered YAML.
+TEMPLATE_ACTION = re.compile(r"\{\{-?\s*[-.$\"(/a-zA-Z]")
+
+
+def _render_hint(out: str) -> str:
+    crds = versions.LINKERD_CRDS
+    return (
+        f"render the chart first, e.g.\n"
+        f"  helm template {crds.chart} {crds.chart} --repo {crds.repo} --version {crds.version} "
+        f"--output-dir {out}\n"
+        f"(or `helm template {crds.chart} <chart folder> --output-dir {out}` for a local copy, "
+        f"its charts/partials dependency included), then set LINKERD_CRDS_DIR={out}"
+    )
+
+
 def crd_schemas(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) → openAPIV3Schema of every served version in a dir of CRD YAML."""
+    """(apiVersion, kind) → openAPIV3Schema of every served version in a dir of rendered CRD
+    YAML (searched recursively, so `helm template --output-dir` output works as it is).
+
+    Helm template source (the chart's templates/ folder or the chart itself) is refused with
+    how to render it: its `{{ ... }}` actions are not YAML.
+    """
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml"})
+    templated = [p for p in files if TEMPLATE_ACTION.search(p.read_text(errors="replace"))]
+    if templated:
+        shown = ", ".join(str(p.relative_to(directory)) for p in templated[:3])
+        more = f" and {len(templated) - 3} more" if len(templated) > 3 else ""
+        pytest.fail(
+            f"LINKERD_CRDS_DIR={directory} holds Helm template source, not rendered YAML "
+            f"(`{{{{ ... }}}}` in {shown}{more}): "
+            + _render_hint(f"{directory.parent / 'linkerd-crds-rendered'}"),
+            pytrace=False,
+        )
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(directory.glob("*.y*ml")):
+    for path in files:
         for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
             spec = doc["spec"]
             for version in spec["versions"]:
@@ -78,13 +110,20 @@ def linkerd_crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     directory = os.environ.get("LINKERD_CRDS_DIR", "")
     if not directory:
         pytest.skip(
-            "LINKERD_CRDS_DIR is not set: point it at a directory of Linkerd CRD YAML "
-            "(e.g. the linkerd-crds chart rendered with `helm template`) to validate policy "
-            "objects against the served CRD schemas"
+            "LINKERD_CRDS_DIR is not set: point it at a directory of rendered Linkerd CRD YAML "
+            "(the linkerd-crds chart through `helm template`, not its templates/ folder) to "
+            "validate policy objects against the served CRD schemas"
         )
-    schemas = crd_schemas(Path(directory))
+    path = Path(directory)
+    if not path.is_dir():
+        pytest.fail(f"LINKERD_CRDS_DIR={directory} is not a directory", pytrace=False)
+    schemas = crd_schemas(path)
     if not schemas:
-        pytest.fail(f"LINKERD_CRDS_DIR={directory} holds no CustomResourceDefinition YAML")
+        pytest.fail(
+            f"LINKERD_CRDS_DIR={directory} holds no CustomResourceDefinition YAML: "
+            + _render_hint(directory),
+            pytrace=False,
+        )
     return schemas
 
 

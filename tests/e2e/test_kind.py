@@ -45,11 +45,18 @@ PROXY_TRACE_SERVICE = "linkerd-proxy"  # Linkerd's default proxy trace service n
 
 
 def _skip_reason() -> str | None:
-    if os.environ.get("MESHSTACK_E2E") != "1":
-        return "set MESHSTACK_E2E=1 to bring the dev stack up on a kind cluster (~15 min)"
+    """Why the e2e test cannot or will not run: missing tools first, then the opt-in."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        return f"the e2e test needs {', '.join(missing)} on PATH"
+        return (
+            f"{', '.join(missing)} not found on PATH: the e2e test needs {', '.join(TOOLS)} "
+            f"(then set MESHSTACK_E2E=1 to run it)"
+        )
+    if os.environ.get("MESHSTACK_E2E") != "1":
+        return (
+            f"{', '.join(TOOLS)} found; set MESHSTACK_E2E=1 to bring the dev stack up on a kind "
+            f"cluster (~15 min)"
+        )
     return None
 
 
