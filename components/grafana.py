@@ -366,6 +366,7 @@ class Grafana(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     admin_user: pulumi.Output[str]
     admin_password: pulumi.Output[str]
+    chart: k8s.helm.v4.Chart
 
     def __init__(
         self, name: str, args: GrafanaArgs, opts: pulumi.ResourceOptions | None = None

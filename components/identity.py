@@ -73,6 +73,7 @@ class Identity(pulumi.ComponentResource):
     trust_anchor_pem: pulumi.Output[str]
     issuer_cert_pem: pulumi.Output[str] | None
     issuer_key_pem: pulumi.Output[str] | None
+    webhook_certs: dict[str, WebhookCert]
 
     def __init__(
         self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None
@@ -146,7 +147,7 @@ class Identity(pulumi.ComponentResource):
             set_subject_key_id=True,
             opts=child,
         )
-        self.webhook_certs: dict[str, WebhookCert] = {}
+        self.webhook_certs = {}
         for hook in args.webhooks:
             key = _private_key(f"{name}-{hook.role}-key", child)
             request = tls.CertRequest(

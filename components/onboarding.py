@@ -254,6 +254,8 @@ class Onboarding(pulumi.ComponentResource):
                         # server-side apply would fail with a field-manager conflict.
                         annotations={**annotations, "pulumi.com/patchForce": "true"},
                     ),
+                    # Injection is only honoured once the injector answers; pods restarted
+                    # before that would come back without a proxy.
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
                 )
                 ns_name = patch.metadata.name

@@ -499,6 +499,8 @@ class Tracing(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     endpoints: pulumi.Output[dict[str, str | None]]
     query_url: pulumi.Output[str]
+    jaeger: k8s.helm.v4.Chart
+    collector: k8s.helm.v4.Chart
 
     def __init__(
         self, name: str, args: TracingArgs, opts: pulumi.ResourceOptions | None = None
