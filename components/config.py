@@ -26,7 +26,7 @@ TRACE_STORAGES = ("memory", "badger")
 EXPOSURE_MODES = ("port-forward", "ingress", "loadBalancer", "nodePort")
 
 # RFC 1123 label, the rule Kubernetes applies to namespace names.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A DNS subdomain (ingress base domain, cluster domain).
 _DNS_NAME = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -466,7 +466,7 @@ def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettin
             _matches(_STORAGE),
             "expected a size such as 10Gi",
         ),
-        storage_class=r.pick(obj, "tracing", "storageClass", "", _storage_class, _SC_HELP),
+        storage_class=r.pick(obj, "tracing", "storageClass", "", _empty_or_dns_name, _SC_HELP),
         span_ttl_hours=_hours(ttl),
     )
 
@@ -474,7 +474,7 @@ def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettin
 _SC_HELP = "expected a StorageClass name, or empty for the cluster default"
 
 
-def _storage_class(v: Any) -> bool:
+def _empty_or_dns_name(v: Any) -> bool:
     return isinstance(v, str) and (v == "" or bool(_DNS_NAME.match(v)))
 
 
@@ -503,7 +503,7 @@ def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettin
             _matches(_STORAGE),
             "expected a size such as 10Gi",
         ),
-        storage_class=r.pick(obj, "logging", "storageClass", "", _storage_class, _SC_HELP),
+        storage_class=r.pick(obj, "logging", "storageClass", "", _empty_or_dns_name, _SC_HELP),
     )
 
 
@@ -596,7 +596,7 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
             p,
             "domain",
             "",
-            lambda v: v == "" or _matches(_DNS_NAME)(v),
+            _empty_or_dns_name,
             "expected a lower-case DNS name such as mesh.example.com",
         ),
         tls_secret=r.pick(
@@ -604,7 +604,7 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
             p,
             "tlsSecret",
             "",
-            lambda v: v == "" or _matches(_DNS_NAME)(v),
+            _empty_or_dns_name,
             "expected the name of a kubernetes.io/tls Secret",
         ),
         cluster_issuer=r.pick(
@@ -612,7 +612,7 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
             p,
             "clusterIssuer",
             "",
-            lambda v: v == "" or _matches(_DNS_NAME)(v),
+            _empty_or_dns_name,
             "expected the name of a cert-manager ClusterIssuer",
         ),
         ingress_namespace=r.pick(
@@ -620,7 +620,7 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
             p,
             "ingressNamespace",
             d.ingress_namespace,
-            _matches(_DNS_LABEL),
+            _matches(DNS_LABEL),
             "expected a namespace name",
         ),
     )
@@ -643,7 +643,7 @@ def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]
             continue
         r.unknown(entry, p, ("name", "adopt"))
         name = entry.get("name")
-        if not isinstance(name, str) or not _DNS_LABEL.match(name):
+        if not isinstance(name, str) or not DNS_LABEL.match(name):
             r.fail(
                 f"{p}.name",
                 name,

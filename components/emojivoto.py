@@ -32,7 +32,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions, viz
-from components.config import EmojivotoSettings
+from components.config import DNS_LABEL, EmojivotoSettings
 from components.onboarding import (
     VIZ_PROMETHEUS_SERVICE_ACCOUNT,
     PolicySet,
@@ -337,7 +337,6 @@ def policy(
 
 # --- Component -------------------------------------------------------------------------------
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 
 
@@ -487,9 +486,7 @@ def _validate(args: EmojivotoArgs) -> None:
             f"EmojivotoArgs.oc_agent_host: {args.oc_agent_host!r}; expected host:port without "
             "a scheme, e.g. otel-collector.tracing.svc.cluster.local:55678"
         )
-    if args.ingress_controller_namespace and not _DNS_LABEL.match(
-        args.ingress_controller_namespace
-    ):
+    if args.ingress_controller_namespace and not DNS_LABEL.match(args.ingress_controller_namespace):
         raise ValueError(
             f"EmojivotoArgs.ingress_controller_namespace: {args.ingress_controller_namespace!r}"
             " is not a namespace name"

@@ -19,7 +19,6 @@ Operational notes:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,7 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import common, viz
-from components.config import TeamNamespace
+from components.config import DNS_LABEL, TeamNamespace
 
 # --- Meshed namespaces -----------------------------------------------------------------------
 
@@ -42,8 +41,6 @@ PROXY_ADMIN_PORT_NAME = "linkerd-admin"
 # viz's bundled Prometheus runs as this ServiceAccount (viz `prometheus-rbac.yaml`); its
 # `linkerd-proxy` scrape job reads every proxy's `linkerd-admin` port.
 VIZ_PROMETHEUS_SERVICE_ACCOUNT = "prometheus"
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 # --- Linkerd policy as plain data ------------------------------------------------------------
@@ -293,7 +290,7 @@ class Onboarding(pulumi.ComponentResource):
 def _validate(args: OnboardingArgs) -> None:
     seen: set[str] = set()
     for i, team in enumerate(args.teams):
-        if not _DNS_LABEL.match(team.name):
+        if not DNS_LABEL.match(team.name):
             raise ValueError(
                 f"OnboardingArgs.teams[{i}].name: {team.name!r} is not a namespace name "
                 "(lower-case letters, digits and '-', at most 63 characters)"

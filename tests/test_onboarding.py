@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -18,6 +17,7 @@ from components.onboarding import (
     proxy_admin_policy,
     tracing_env,
 )
+from components.tracing import TracingAddresses, addresses
 from tests.graph import Graph, Resource, record
 from tests.test_emojivoto import (
     CP_NAME,
@@ -34,20 +34,14 @@ NAMESPACE_PATCH = "kubernetes:core/v1:NamespacePatch"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 
 
-@dataclass(frozen=True)
-class Addresses:
-    """Stands in for components.tracing.TracingAddresses (same fields)."""
-
-    namespace: str = "tracing"
-    otlp_grpc: str = "otel-collector.tracing.svc.cluster.local:4317"
-    otlp_http: str = "http://otel-collector.tracing.svc.cluster.local:4318"
-    opencensus: str = "otel-collector.tracing.svc.cluster.local:55678"
-    collector_service_account: str = "otel-collector"
-    jaeger_query: str = "http://jaeger.tracing.svc.cluster.local:16686"
+# The real addresses the program hands onboarding.
+ADDRESSES = addresses("cluster.local")
 
 
 def build(
-    teams: list[TeamNamespace], tracing: Addresses | None = Addresses(), open_census: bool = True
+    teams: list[TeamNamespace],
+    tracing: TracingAddresses | None = ADDRESSES,
+    open_census: bool = True,
 ) -> Graph:
     def program() -> None:
         onboarding = Onboarding(
@@ -175,23 +169,23 @@ def test_without_tracing_there_is_no_tracing_configmap() -> None:
     [
         (None, True, None),
         (None, False, None),
-        (Addresses(), False, {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}),
+        (ADDRESSES, False, {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}),
         (
-            Addresses(),
+            ADDRESSES,
             True,
             {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OC_AGENT_HOST"},
         ),
     ],
 )
 def test_tracing_env_keys_follow_tracing_and_opencensus(
-    tracing: Addresses | None, open_census: bool, keys: set[str] | None
+    tracing: TracingAddresses | None, open_census: bool, keys: set[str] | None
 ) -> None:
     data = tracing_env(tracing, open_census)
     assert (set(data) if data is not None else None) == keys
 
 
 def test_tracing_env_keys_are_usable_with_env_from() -> None:
-    data = tracing_env(Addresses(), True)
+    data = tracing_env(ADDRESSES, True)
     assert data
     for key, value in data.items():
         assert re.match(r"^[A-Z_][A-Z0-9_]*$", key), key
