@@ -103,6 +103,8 @@ class Plan:
     ingress_class: str = "nginx"
     ingress_namespace: str = ""
     enabled: frozenset[str] = field(default_factory=frozenset)
+    cluster_domain: str = "cluster.local"
+    """The cluster's DNS domain, for the in-cluster names of the targets' Services."""
 
     @property
     def scheme(self) -> str:
@@ -154,6 +156,7 @@ def plan(settings: Settings) -> Plan:
         ingress_class=e.ingress_class,
         ingress_namespace=e.ingress_namespace,
         enabled=frozenset(enabled),
+        cluster_domain=settings.cluster_domain,
     )
 
 
@@ -168,7 +171,7 @@ def ingress_spec(p: Plan, key: str) -> dict[str, Any]:
         # Belt and braces with viz's enforcedHostRegexp: nginx forwards the Service's own
         # name as Host, which the dashboard always accepts.
         annotations["nginx.ingress.kubernetes.io/upstream-vhost"] = (
-            f"{t.service}.{t.namespace}.svc.cluster.local:{t.port}"
+            f"{common.svc_host(t.service, t.namespace, p.cluster_domain)}:{t.port}"
         )
     # A meshed ingress controller must route to the Service, not pod IPs, for Linkerd to
     # apply its policy and mTLS (Linkerd "Ingress" docs).

@@ -142,7 +142,9 @@ class Identity(pulumi.ComponentResource):
             private_key_pem=webhook_ca_key.private_key_pem,
             is_ca_certificate=True,
             validity_period_hours=args.trust_anchor_validity_hours,
-            subject=tls.SelfSignedCertSubjectArgs(common_name="webhook.linkerd.cluster.local"),
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=pulumi.Output.concat("webhook.linkerd.", args.trust_domain)
+            ),
             allowed_uses=["cert_signing", "crl_signing"],
             set_subject_key_id=True,
             opts=child,

@@ -21,16 +21,8 @@ PROMETHEUS_SERVER = "prometheus-admin"
 
 VIZ_WEBHOOKS = {"tap": ("tap", "tap"), "tap-injector": ("tapInjector", "tap-injector")}
 
-# Hosts the dashboard answers by default (viz `web.yaml`), plus IP literals: a DNS-rebinding
-# attack needs a DNS name, so allowing addresses keeps the protection while letting a
-# LoadBalancer or NodePort address through.
-_DEFAULT_HOSTS = (
-    r"localhost",
-    r"127\.0\.0\.1",
-    r"web\.linkerd-viz\.svc\.cluster\.local",
-    r"web\.linkerd-viz\.svc",
-    r"\[::1\]",
-)
+# IP literals: a DNS-rebinding attack needs a DNS name, so allowing addresses keeps the
+# protection while letting a LoadBalancer or NodePort address through.
 _IP_LITERAL = r"(\d{1,3}\.){3}\d{1,3}"
 
 
@@ -38,11 +30,26 @@ def webhooks() -> list[Webhook]:
     return [Webhook(role, svc, NAMESPACE) for role, (_, svc) in VIZ_WEBHOOKS.items()]
 
 
-def enforced_host_regexp(external_host: str, allow_ip: bool) -> str:
-    """The dashboard's Host-header check, widened to the host users reach it by."""
-    hosts = list(_DEFAULT_HOSTS)
+def _literal(host: str) -> str:
+    """A DNS name as a regexp matching itself (names hold no other metacharacter)."""
+    return host.replace(".", r"\.")
+
+
+def enforced_host_regexp(external_host: str, allow_ip: bool, cluster_domain: str) -> str:
+    """The dashboard's Host-header check, widened to the host users reach it by.
+
+    The hosts viz's `web.yaml` answers by default, with its Service name in this cluster's
+    domain (the chart's default spells `cluster.local`)."""
+    service = f"{DASHBOARD_SERVICE}.{NAMESPACE}.svc"
+    hosts = [
+        r"localhost",
+        r"127\.0\.0\.1",
+        _literal(f"{service}.{cluster_domain}"),
+        _literal(service),
+        r"\[::1\]",
+    ]
     if external_host:
-        hosts.append(external_host.replace(".", r"\."))
+        hosts.append(_literal(external_host))
     if allow_ip:
         hosts.append(_IP_LITERAL)
     return rf"^({'|'.join(hosts)})(:\d+)?$"
@@ -161,7 +168,7 @@ class Viz(pulumi.ComponentResource):
                 args.profile,
                 args.cluster_domain,
                 args.webhook_certs,
-                enforced_host_regexp(args.external_host, args.allow_ip_hosts),
+                enforced_host_regexp(args.external_host, args.allow_ip_hosts, args.cluster_domain),
                 args.prometheus_url,
                 args.grafana_external_url,
                 args.jaeger_url,

@@ -19,6 +19,7 @@ from components import sizing, versions
 from components.config import EmojivotoSettings
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.onboarding import POLICY_API_VERSIONS, PolicySet
+from tests import charts
 from tests.graph import Graph, Resource, record
 
 OC_AGENT = "otel-collector.tracing.svc.cluster.local:55678"
@@ -92,28 +93,38 @@ def crd_schemas(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
             + _render_hint(f"{directory.parent / 'linkerd-crds-rendered'}"),
             pytrace=False,
         )
+    return _schemas_of([doc for path in files for doc in yaml.safe_load_all(path.read_text())])
+
+
+def _schemas_of(crds: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in files:
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = doc["spec"]
-            for version in spec["versions"]:
-                schema = (version.get("schema") or {}).get("openAPIV3Schema")
-                if version.get("served") and schema:
-                    api_version = f"{spec['group']}/{version['name']}"
-                    schemas[(api_version, spec["names"]["kind"])] = schema
+    for doc in crds:
+        if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = doc["spec"]
+        for version in spec["versions"]:
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if version.get("served") and schema:
+                schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = schema
     return schemas
 
 
 def linkerd_crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """The CRD schemas of the pinned linkerd-crds chart: rendered from MESHSTACK_CHARTS_DIR with
+    the dev stack's values (tests/charts.py), or read from LINKERD_CRDS_DIR, a folder of
+    rendered CRD YAML, when that is set."""
     directory = os.environ.get("LINKERD_CRDS_DIR", "")
     if not directory:
-        pytest.skip(
-            "LINKERD_CRDS_DIR is not set: point it at a directory of rendered Linkerd CRD YAML "
-            "(the linkerd-crds chart through `helm template`, not its templates/ folder) to "
-            "validate policy objects against the served CRD schemas"
-        )
+        if charts.SKIP is not None:
+            if os.environ.get(charts.REQUIRED_ENV) == "1":
+                pytest.fail(f"the pinned linkerd-crds cannot be rendered: {charts.SKIP}")
+            pytest.skip(
+                f"{charts.SKIP}; or set LINKERD_CRDS_DIR to a directory of rendered Linkerd "
+                "CRD YAML (the linkerd-crds chart through `helm template`)"
+            )
+        rendered = charts.stack("dev").charts[versions.LINKERD_CRDS.chart]
+        assert not rendered.error, rendered.error
+        return _schemas_of(rendered.objects)
     path = Path(directory)
     if not path.is_dir():
         pytest.fail(f"LINKERD_CRDS_DIR={directory} is not a directory", pytrace=False)

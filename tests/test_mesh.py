@@ -111,7 +111,7 @@ def viz_values(**kw: Any) -> dict[str, Any]:
         profile="dev",
         cluster_domain="cluster.local",
         certs=certs(list(viz.VIZ_WEBHOOKS)),
-        host_regexp=viz.enforced_host_regexp("", False),
+        host_regexp=viz.enforced_host_regexp("", False, "cluster.local"),
         prometheus_url="",
         grafana_external_url="",
         jaeger_url="",
@@ -156,7 +156,7 @@ def test_dashboard_host_check_admits_exactly_the_exposed_host(
 ) -> None:
     import re
 
-    pattern = re.compile(viz.enforced_host_regexp(host, allow_ip))
+    pattern = re.compile(viz.enforced_host_regexp(host, allow_ip, "cluster.local"))
     for h in accepted:
         assert pattern.match(h), h
     for h in rejected:
