@@ -85,6 +85,21 @@ def test_every_pinned_chart_is_at_hand_at_its_version_and_renders_with_the_stack
         assert chart.objects, f"{release} renders nothing"
 
 
+def test_linkerd_charts_are_the_edge_release_their_version_names(rendered: Stack) -> None:
+    """Open-source Linkerd publishes edge releases only: tag `edge-YY.M.N` is chart version
+    `20YY.M.N` in the edge repository. The chart folder's `.source` names the tag it was
+    packaged from."""
+    linkerd = [c for c in rendered.charts.values() if c.chart.startswith("linkerd")]
+    assert len(linkerd) >= 3
+    for chart in linkerd:
+        assert chart.repo == "https://helm.linkerd.io/edge", chart.repo
+        source = chart.folder / ".source"
+        if source.is_file():
+            _, tag, *_ = source.read_text().split()
+            year, minor, patch = tag.removeprefix("edge-").split(".")
+            assert chart.version == f"20{year}.{minor}.{patch}", (chart.chart, tag)
+
+
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_rendered_object_is_valid_kubernetes(rendered: Stack, version: str) -> None:
     crd_kinds = {

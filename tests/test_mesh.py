@@ -192,12 +192,11 @@ def test_charts_are_ordered_crds_then_control_plane_then_viz(
 
 
 def test_charts_come_from_the_pinned_edge_repository(dev: Graph) -> None:
-    from components import versions
-
+    # The release the README names; the chart suites check the folder really holds it.
     for release in ("linkerd-crds", "linkerd-control-plane", "linkerd-viz"):
         res = chart(dev, release)
-        assert res.inputs["version"] == versions.LINKERD_VERSION
-        assert res.inputs["repositoryOpts"]["repo"] == versions.LINKERD_REPO
+        assert res.inputs["version"] == "2026.8.3"
+        assert res.inputs["repositoryOpts"]["repo"] == "https://helm.linkerd.io/edge"
 
 
 def test_chart_values_hold_private_keys_only_as_secrets(dev: Graph) -> None:
