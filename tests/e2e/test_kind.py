@@ -7,10 +7,17 @@ emojivoto's OpenCensus spans and the Linkerd proxies' spans; Loki has emojivoto'
 Grafana is healthy and so are its datasources; viz reports a success rate for the app. The
 stack is destroyed and the cluster deleted afterwards.
 
+Before those checks, the engine itself: a second `pulumi preview --expect-no-changes` (with the
+policy pack, which now sees every object the charts render) proves a re-run changes nothing
+(no random or clock-based value reaches a chart), and `pulumi refresh --expect-no-changes`
+proves the cluster holds what the state says (no drift).
+
 Opt-in (marker `e2e`): `MESHSTACK_E2E=1 pytest -m e2e`, with pulumi, kind, docker and kubectl on
 PATH and internet access (charts, images, the kubernetes plugin). About 15 minutes. It creates
 the kind cluster named by `Pulumi.dev.yaml`'s context (`kind-meshstack` → `meshstack`) and
-refuses to touch one that already exists.
+refuses to touch one that already exists. Without MESHSTACK_E2E=1 it skips with its reason;
+with it, a reason not to run (a missing tool, an existing cluster) fails instead, so a CI job
+that asked for the suite cannot pass without running it (.github/workflows/e2e.yml).
 """
 
 from __future__ import annotations
@@ -27,12 +34,15 @@ import urllib.parse
 import urllib.request
 from base64 import b64encode
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import yaml
 
 from tests.graph import ROOT
+
+if TYPE_CHECKING:
+    from pulumi.automation import Stack
 
 T = TypeVar("T")
 TOOLS = ("pulumi", "kind", "docker", "kubectl")
@@ -61,6 +71,13 @@ def _skip_reason() -> str | None:
 
 
 SKIP = _skip_reason()
+# Asked for and unable to run is a failure: a skip would let an e2e CI job pass untested.
+if SKIP is not None and os.environ.get("MESHSTACK_E2E") == "1":
+    missing = ", ".join(tool for tool in TOOLS if shutil.which(tool) is None)
+    pytest.fail(
+        f"MESHSTACK_E2E=1 but {missing} not found on PATH: the e2e test needs {', '.join(TOOLS)}",
+        pytrace=False,
+    )
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
 
 
@@ -158,17 +175,24 @@ def ready(pod: dict[str, Any]) -> bool:
 # --- The deployed stack ----------------------------------------------------------------------
 
 
+# The policy pack and its dev config, as `make up` and CI's preview run them.
+POLICY_PACKS = [str(ROOT / "policy")]
+POLICY_PACK_CONFIGS = [str(ROOT / "policy" / f"config.{STACK}.json")]
+
+
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Cluster up, `pulumi up`, the stack outputs; then destroy, and delete the cluster."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Cluster up, `pulumi up`, the stack; then destroy, and delete the cluster."""
     from pulumi import automation as auto
 
     cluster = kube_context().removeprefix("kind-")
     existing = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True).stdout
     if cluster in existing.split():
-        pytest.skip(
+        # Fails rather than skips: only MESHSTACK_E2E=1 gets here, and it asked for a run.
+        pytest.fail(
             f"kind cluster {cluster!r} exists; delete it first (`kind delete cluster "
-            f"--name {cluster}`): the e2e test only deploys to a cluster it created"
+            f"--name {cluster}`): the e2e test only deploys to a cluster it created",
+            pytrace=False,
         )
     subprocess.run(
         [
@@ -189,30 +213,60 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     original = stack_file.read_bytes()
     state = tmp_path_factory.mktemp("pulumi-state")
     env = {"PULUMI_BACKEND_URL": f"file://{state}", "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE}
-    stack = None
+    deployed = None
     try:
-        stack = auto.create_or_select_stack(
+        deployed = auto.create_or_select_stack(
             stack_name=STACK,
             work_dir=str(ROOT),
             opts=auto.LocalWorkspaceOptions(env_vars=env),
         )
-        # With the policy pack, as CI's preview runs it: a real run shows the pack every object
-        # the charts render.
-        stack.up(
+        # The first preview of this fresh stack cannot render the Linkerd control plane and viz
+        # (their values hold certificates created in this run), so `up` is where the pack
+        # checks every object those charts render.
+        deployed.up(
             on_output=print,
             color="never",
-            policy_packs=[str(ROOT / "policy")],
-            policy_pack_configs=[str(ROOT / "policy" / f"config.{STACK}.json")],
+            policy_packs=POLICY_PACKS,
+            policy_pack_configs=POLICY_PACK_CONFIGS,
         )
-        yield {name: out.value for name, out in stack.outputs().items()}
+        yield deployed
     finally:
         try:
-            if stack is not None:
-                stack.destroy(on_output=print, color="never")
-                stack.workspace.remove_stack(STACK)
+            if deployed is not None:
+                deployed.destroy(on_output=print, color="never")
+                deployed.workspace.remove_stack(STACK)
         finally:
             stack_file.write_bytes(original)
             subprocess.run(["kind", "delete", "cluster", "--name", cluster], check=False)
+
+
+@pytest.fixture(scope="module")
+def outputs(stack: Stack) -> dict[str, Any]:
+    return {name: out.value for name, out in stack.outputs().items()}
+
+
+# --- What the engine sees after `up` ---------------------------------------------------------
+# These run first (pytest keeps file order): the user's checks below assume a settled stack.
+
+
+def test_a_second_preview_with_the_policy_pack_shows_no_changes(stack: Stack) -> None:
+    # `pulumi preview --expect-no-changes`: the CLI fails on any proposed change, so a chart
+    # value that is random or clock-based (churn on every run) fails here. With every value
+    # known now, the pack also sees each object of the Linkerd charts again.
+    stack.preview(
+        expect_no_changes=True,
+        diff=True,
+        on_output=print,
+        color="never",
+        policy_packs=POLICY_PACKS,
+        policy_pack_configs=POLICY_PACK_CONFIGS,
+    )
+
+
+def test_a_refresh_finds_no_drift_between_the_state_and_the_cluster(stack: Stack) -> None:
+    # `pulumi refresh --expect-no-changes`: fails if the cluster differs from what `up`
+    # recorded (an object a controller or webhook rewrote, a field another manager took).
+    stack.refresh(expect_no_changes=True, diff=True, on_output=print, color="never")
 
 
 # --- What a user checks ----------------------------------------------------------------------
