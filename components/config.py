@@ -3,7 +3,9 @@
 `parse_settings` is a pure function: it takes the raw config map (keys without the
 `meshstack:` prefix, values as the strings Pulumi hands to the program) and returns frozen,
 typed settings. Every problem is collected and reported at once, naming the key, the bad
-value and what is accepted, before a single resource is registered.
+value and what is accepted, before a single resource is registered. (The one input besides
+the config is the time a shared trust anchor must be valid at: `now`, the clock by default.)
+A value is never shown when it is, or may be, a secret.
 
 The defaults below are the same as the ones declared in `Pulumi.yaml` (a test holds the two
 together): the CLI applies the `Pulumi.yaml` defaults, but the program must not depend on it,
@@ -12,11 +14,18 @@ because unit tests and the Automation API's inline programs run without them.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import SignatureAlgorithmOID
 
 PROJECT = "meshstack"
 
@@ -35,6 +44,13 @@ _DNS_NAME = re.compile(
 _STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 # Prometheus/Loki duration in whole hours, e.g. 24h, 168h.
 _HOURS = re.compile(r"^([1-9][0-9]*)h$")
+# Numbers as `pulumi config set --path` may store them: as text. Without `--type`, the CLI
+# turns only `true`, `false` and base-10 integers into YAML booleans and numbers and keeps
+# everything else (`0.99`) a string; `--type string` keeps all of them strings. Python's own
+# int() and float() also take `1_000`, ` 5`, `nan` and `inf`, which no one means here.
+_INT_TEXT = re.compile(r"^-?[0-9]+$")
+_NUMBER_TEXT = re.compile(r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$")
+_BOOL_TEXT = {"true": True, "false": False}
 
 # Namespaces the platform owns: onboarding one of them would hand a team the platform's policy.
 RESERVED_NAMESPACES = frozenset(
@@ -180,11 +196,15 @@ class Settings:
 class _Reader:
     """Collects every problem with its key path instead of stopping at the first."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret_keys: frozenset[str] = frozenset()) -> None:
         self.errors: list[str] = []
+        self.secret_keys = secret_keys
 
     def fail(self, key: str, value: Any, accepted: str) -> None:
-        shown = json.dumps(value) if not isinstance(value, SecretValue) else "(secret)"
+        # A value under a key set with --secret is never shown, whatever its type.
+        top = re.split(r"[.\[]", key, maxsplit=1)[0]
+        hidden = isinstance(value, SecretValue) or top in self.secret_keys
+        shown = "(secret)" if hidden else json.dumps(value)
         self.errors.append(f"{PROJECT}:{key}: got {shown}; {accepted}")
 
     def decode(self, key: str, raw: str | None, kind: str) -> Any:
@@ -193,6 +213,12 @@ class _Reader:
             return None
         if kind == "string":
             return raw
+        if kind == "boolean":
+            # Exactly the two words the CLI stores; JSON would also let `null` through as unset.
+            if raw in _BOOL_TEXT:
+                return _BOOL_TEXT[raw]
+            self.fail(key, raw, f"expected a boolean (write it as {_EXAMPLE[kind]})")
+            return None
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
@@ -211,10 +237,11 @@ class _Reader:
     ) -> Any:
         if name not in obj or obj[name] is None:
             return default
-        value = obj[name]
+        given = obj[name]
+        value = _as_declared(default, given)
         # bool is an int in Python; a flag must not pass as a number or the reverse.
         if isinstance(default, bool) != isinstance(value, bool) or not check(value):
-            self.fail(_join(prefix, name), value, accepted)
+            self.fail(_join(prefix, name), given, accepted + _set_hint(prefix, name, default))
             return default
         return value
 
@@ -236,6 +263,40 @@ _EXAMPLE = {
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def _as_declared(default: Any, value: Any) -> Any:
+    """`value` as the type of its key (told by the key's default), when it is in a form the
+    CLI stores for that type; anything else comes back unchanged for the check to reject.
+
+    `pulumi config set --path grafana.alerts.successRate 0.99` stores the string "0.99"
+    (only integers and true/false become YAML numbers and booleans), `--type string` stores
+    "500" or "true" as strings, and `--path onboarding.namespaces[0].name 2024` stores a number.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(default, str) and isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, bool):
+        return _BOOL_TEXT.get(value, value)
+    if isinstance(default, int) and _INT_TEXT.match(value):
+        return int(value)
+    if isinstance(default, float) and _NUMBER_TEXT.match(value):
+        return float(value)
+    return value
+
+
+def _set_hint(prefix: str, name: str, default: Any) -> str:
+    """How to set a boolean or numeric key right, with its default as the example value."""
+    if isinstance(default, str):
+        return ""
+    key = _join(prefix, name)
+    if prefix:
+        shown = f"'{key}'" if "[" in key else key
+        return f"; set it with `pulumi config set --path {shown} {json.dumps(default)}`"
+    return f"; set it with `pulumi config set {key} {json.dumps(default)}`"
 
 
 def _near(a: str, b: str) -> bool:
@@ -296,13 +357,17 @@ SECRET_KEYS = ("trustAnchorKeyPem", "alertWebhookUrl")
 
 
 def parse_settings(
-    raw: Mapping[str, str], stack: str, secret_keys: frozenset[str] = frozenset()
+    raw: Mapping[str, str],
+    stack: str,
+    secret_keys: frozenset[str] = frozenset(),
+    now: datetime.datetime | None = None,
 ) -> Settings:
     """Parse the raw config (keys without the project prefix) into `Settings`.
 
+    `now` (default: the current time) is when a shared trust anchor must be valid.
     Raises `ConfigError` listing every problem found.
     """
-    r = _Reader()
+    r = _Reader(secret_keys)
     r.unknown(raw, "", tuple(TOP_LEVEL_KEYS))
     values = {k: r.decode(k, raw.get(k), kind) for k, kind in TOP_LEVEL_KEYS.items()}
     for key, kind in TOP_LEVEL_KEYS.items():
@@ -351,6 +416,7 @@ def parse_settings(
         teams=_onboarding(r, values["onboarding"] or {}),
     )
     _cross_checks(r, settings)
+    _check_trust_anchor(r, settings, now or datetime.datetime.now(datetime.UTC))
     if r.errors:
         raise ConfigError("\n".join(r.errors))
     return settings
@@ -377,12 +443,14 @@ def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSett
     r.unknown(ident, "linkerd.identity", keys)
     d = IdentitySettings()
     p = "linkerd.identity"
+    # Only the type here: what the PEM holds is checked by `_check_trust_anchor`, which never
+    # prints it (someone may have pasted a private key).
     anchor_pem = r.pick(
         ident,
         p,
         "trustAnchorPem",
         "",
-        lambda v: isinstance(v, str) and (v == "" or "-----BEGIN CERTIFICATE-----" in v),
+        lambda v: isinstance(v, str),
         "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or empty to generate one",
     )
     identity = IdentitySettings(
@@ -642,7 +710,7 @@ def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]
             r.fail(p, entry, 'expected a name or a map such as {"name": "team-a", "adopt": false}')
             continue
         r.unknown(entry, p, ("name", "adopt"))
-        name = entry.get("name")
+        name = _as_declared("", entry.get("name"))
         if not isinstance(name, str) or not DNS_LABEL.match(name):
             r.fail(
                 f"{p}.name",
@@ -712,6 +780,14 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
             s.exposure.mode,
             "TLS settings only apply to `ingress`; set mode to ingress or drop them",
         )
+    if s.profile == "prod" and not (s.kube_context or s.kubeconfig):
+        # Without either, `pulumi up` deploys to whatever context is current on the machine
+        # that runs it: a laptop's kind cluster today, someone else's cluster tomorrow.
+        r.errors.append(
+            f"{PROJECT}:kubeContext: missing; the prod profile deploys only to a cluster its "
+            "stack names: `pulumi config set kubeContext <context>` (one of `kubectl config "
+            "get-contexts`), or set kubeconfig"
+        )
     if s.profile == "dev" and s.exposure.mode == "loadBalancer":
         r.fail(
             "exposure.mode",
@@ -719,3 +795,157 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
             "the dev profile exposes nothing publicly; use nodePort or port-forward, "
             "or set profile to prod",
         )
+
+
+# --- A shared trust anchor -------------------------------------------------------------------
+# Read here as Linkerd and pulumi-tls will read it, so a bad anchor stops the program before a
+# resource exists instead of failing a chart or a certificate halfway through `pulumi up`.
+# Neither PEM is ever printed: the key is a secret, and so may be whatever was pasted in place
+# of the certificate.
+
+_ANCHOR = f"{PROJECT}:linkerd.identity.trustAnchorPem"
+_ANCHOR_KEY = f"{PROJECT}:trustAnchorKeyPem"
+_PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
+# `linkerd check` (pkg/issuercerts CheckTrustAnchorAlgoRequirements) takes an ECDSA P-256 or
+# an RSA 2048/4096 anchor, signed with SHA-256; the ECDSA one also with an RSA signature.
+_ANCHOR_SIGNATURES = {
+    "ECDSA": (SignatureAlgorithmOID.ECDSA_WITH_SHA256, SignatureAlgorithmOID.RSA_WITH_SHA256),
+    "RSA": (SignatureAlgorithmOID.RSA_WITH_SHA256,),
+}
+# Linkerd's documented way to make an anchor (linkerd.io, "Generating your own mTLS root
+# certificates").
+_MAKE_ANCHOR = (
+    "`step certificate create root.linkerd.cluster.local ca.crt ca.key --profile root-ca "
+    "--no-password --insecure`"
+)
+
+
+def _check_trust_anchor(r: _Reader, s: Settings, now: datetime.datetime) -> None:
+    ident = s.linkerd.identity
+    cert = _anchor_certificate(r, s, now) if ident.trust_anchor_pem else None
+    if ident.trust_anchor_key_pem:
+        _anchor_key(r, ident.trust_anchor_key_pem.value, cert)
+
+
+def _anchor_certificate(r: _Reader, s: Settings, now: datetime.datetime) -> x509.Certificate | None:
+    """The parsed anchor (None if it does not parse); every problem with it is reported."""
+    ident = s.linkerd.identity
+
+    def bad(problem: str) -> None:
+        r.errors.append(f"{_ANCHOR}: {problem}")
+
+    labels = _PEM_LABEL.findall(ident.trust_anchor_pem)
+    if any("PRIVATE KEY" in label for label in labels):
+        bad(
+            "holds a private key (not shown here), in plain text; put only the anchor's "
+            "certificate (-----BEGIN CERTIFICATE-----) here and the key in the secret "
+            "`pulumi config set --secret trustAnchorKeyPem < ca.key`, and take the key out of "
+            f"Pulumi.{s.stack}.yaml and its history"
+        )
+        return None
+    count = labels.count("CERTIFICATE")
+    if count != 1:
+        others = sorted(set(labels) - {"CERTIFICATE"})
+        held = f"{count} certificates" if count else "no certificate"
+        held = f"{held} (other PEM blocks: {', '.join(others)})" if others else held
+        bad(
+            "expected exactly one PEM certificate (-----BEGIN CERTIFICATE-----), the trust "
+            f"anchor, or empty to generate one; it holds {held if labels else 'no PEM block'}"
+        )
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(ident.trust_anchor_pem.encode())
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = basic.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    except ValueError:
+        bad("the CERTIFICATE block is not a valid X.509 certificate; copy the whole anchor file")
+        return None
+
+    if not is_ca:
+        bad(
+            "is not a CA certificate (no basicConstraints CA:TRUE), so it cannot sign the "
+            f"identity issuer; make the anchor as a root CA, e.g. {_MAKE_ANCHOR}"
+        )
+    family = _key_family(cert.public_key())
+    if family not in _ANCHOR_SIGNATURES:
+        bad(
+            f"its key is {family}; Linkerd accepts ECDSA P-256 or RSA 2048/4096 trust anchors, "
+            f"e.g. {_MAKE_ANCHOR}"
+        )
+    elif cert.signature_algorithm_oid not in _ANCHOR_SIGNATURES[family]:
+        name = getattr(cert.signature_algorithm_oid, "_name", "another algorithm")
+        bad(f"is signed with {name}; Linkerd accepts SHA-256 signatures only")
+
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now < start:
+        bad(f"is not valid before {_when(start)}; check the clock of the machine that made it")
+    elif end <= now:
+        bad(
+            f"expired on {_when(end)}; make a new anchor and give it to every cluster that "
+            "shares it, or leave this empty to generate one"
+        )
+    elif ident.issuer == "pulumi":
+        hours = ident.issuer_validity_hours
+        left = int((end - now).total_seconds() // 3600)
+        if left < hours:
+            # Proxies stop trusting the issuer the moment the anchor above it expires.
+            fix = (
+                f"lower linkerd.identity.issuerValidityHours to {left} or less, or "
+                if left >= 48
+                else ""
+            )
+            bad(
+                f"expires on {_when(end)}, {left}h from now, before an issuer made now for "
+                f"linkerd.identity.issuerValidityHours ({hours}h) would; {fix}use an anchor "
+                "valid longer"
+            )
+    return cert
+
+
+def _anchor_key(r: _Reader, pem: str, cert: x509.Certificate | None) -> None:
+    def bad(problem: str) -> None:
+        r.errors.append(f"{_ANCHOR_KEY}: {problem} (the secret is not shown)")
+
+    labels = _PEM_LABEL.findall(pem)
+    if not any("PRIVATE KEY" in label for label in labels):
+        what = "a certificate" if "CERTIFICATE" in labels else "no PEM private key"
+        bad(
+            f"holds {what}; expected the anchor's private key (-----BEGIN PRIVATE KEY----- or "
+            "-----BEGIN EC PRIVATE KEY-----): `pulumi config set --secret trustAnchorKeyPem "
+            "< ca.key`"
+        )
+        return
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except TypeError:
+        bad(
+            "is encrypted; give it without a passphrase (the stack's secrets provider encrypts "
+            "it), e.g. from `openssl pkey -in ca.key -out ca-plain.key`"
+        )
+        return
+    except (ValueError, UnsupportedAlgorithm):
+        bad("is not a valid PEM private key; copy the whole key file")
+        return
+    if cert is None:
+        return
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
+        bad(
+            "is not the key of linkerd.identity.trustAnchorPem (their public keys differ); "
+            "set the key the anchor was made with"
+        )
+
+
+def _key_family(key: Any) -> str:
+    """`ECDSA` or `RSA` for a key Linkerd takes as an anchor, else a name for the key."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ECDSA" if isinstance(key.curve, ec.SECP256R1) else f"ECDSA {key.curve.name}"
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA" if key.key_size in (2048, 4096) else f"RSA {key.key_size}-bit"
+    return type(key).__name__.removesuffix("PublicKey").lstrip("_") or "unknown"
+
+
+def _when(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from components import config as cfg
 from tests.graph import ROOT, project_defaults, run_program, stack_config, stack_names
+from tests.markdown import table_in
 
 
 def parse(overrides: dict[str, Any], secret: tuple[str, ...] = ()) -> cfg.Settings:
@@ -60,7 +62,18 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"tracing": {"storag": "badger"}}, "meshstack:tracing.storag"),
     ({"tracing": {"storageSize": "10GB"}}, "meshstack:tracing.storageSize"),
     ({"tracing": {"spanTtl": "3d"}}, "meshstack:tracing.spanTtl"),
-    ({"tracing": {"openCensus": "true"}}, "meshstack:tracing.openCensus"),
+    ({"tracing": {"openCensus": "yes"}}, "meshstack:tracing.openCensus"),
+    ({"enableTracing": "null"}, "meshstack:enableTracing"),
+    ({"enableGrafana": "True"}, "meshstack:enableGrafana"),
+    ({"linkerd": {"installGatewayApiCrds": "1"}}, "meshstack:linkerd.installGatewayApiCrds"),
+    ({"grafana": {"alerts": {"successRate": "0.99x"}}}, "meshstack:grafana.alerts.successRate"),
+    ({"grafana": {"alerts": {"successRate": "nan"}}}, "meshstack:grafana.alerts.successRate"),
+    ({"grafana": {"alerts": {"successRate": "1.5"}}}, "meshstack:grafana.alerts.successRate"),
+    ({"grafana": {"alerts": {"latencyP99Ms": "500ms"}}}, "meshstack:grafana.alerts.latencyP99Ms"),
+    ({"grafana": {"alerts": {"latencyP99Ms": "1_000"}}}, "meshstack:grafana.alerts.latencyP99Ms"),
+    ({"emojivoto": {"replicas": "2.5"}}, "meshstack:emojivoto.replicas"),
+    ({"emojivoto": {"replicas": 2.0}}, "meshstack:emojivoto.replicas"),
+    ({"profile": "prod"}, "meshstack:kubeContext"),
     ({"logging": {"retention": "12h"}}, "meshstack:logging.retention"),
     ({"logging": {"retention": "36h"}}, "meshstack:logging.retention"),
     ({"logging": {"storageClass": "Fast SSD"}}, "meshstack:logging.storageClass"),
@@ -166,12 +179,211 @@ def test_bad_config_stops_the_program_before_any_resource_is_registered() -> Non
     assert graph.resources == []
 
 
-def test_readme_documents_every_config_key() -> None:
-    readme = (ROOT / "README.md").read_text()
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    for key, decl in declared.items():
-        if decl["type"] == "object":
-            for sub in decl["default"]:
-                assert f"`{key}.{sub}" in readme, f"README lacks {key}.{sub}"
+def declared_leaves() -> dict[str, Any]:
+    """Every settable key of Pulumi.yaml (object keys down to their leaves) → its default."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
         else:
-            assert f"`{key}`" in readme, f"README lacks {key}"
+            out[prefix] = value
+
+    for key, decl in yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"].items():
+        walk(key, decl["default"])
+    return out
+
+
+TABLE_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+
+
+def test_readme_documents_every_config_key() -> None:
+    table = table_in(ROOT / "README.md", "Configure")
+    key, type_ = table.column("key"), table.column("type")
+    documented: dict[str, str] = {}
+    for row in table.rows:
+        assert row[key].code, f"README Configure: `{row[key].text}` is not written as code"
+        for name in row[key].code:
+            assert name not in documented, f"README Configure lists {name} twice"
+            documented[name] = row[type_].text
+    declared = declared_leaves()
+    assert set(documented) == set(declared)
+    for name, default in declared.items():
+        written = documented[name]
+        assert written.split()[0] == TABLE_TYPES[type(default)], (name, written)
+        assert ("(secret)" in written) == (name in cfg.SECRET_KEYS), (name, written)
+
+
+# --- Values as `pulumi config set` stores them ------------------------------------------------
+
+
+def cli_stores(text: str, type_: str = "") -> Any:
+    """What `pulumi config set --path <key> <text> [--type <type_>]` writes under a nested key.
+
+    Untyped, the CLI turns exactly `true`/`false` into booleans and base-10 integers without a
+    leading zero into numbers, and keeps everything else a string; `--type` parses the text as
+    that type (sdk/go/common/resource/config: `coerce` in object.go, `Value.unmarshalObject`).
+    """
+    if type_ == "string":
+        return text
+    if type_ == "float":
+        return float(text)
+    if type_ == "int":
+        return int(text)
+    if type_ == "bool":
+        return text.lower() in ("1", "t", "true")
+    if text in ("true", "false"):
+        return text == "true"
+    if re.fullmatch(r"-?[0-9]+", text) and not (len(text) > 1 and text.startswith("0")):
+        return int(text)
+    return text
+
+
+def nested(path: str, value: Any) -> dict[str, Any]:
+    """`a.b.c` → {"a": {"b": {"c": value}}}, as `--path` builds it."""
+    head, *rest = path.split(".")
+    for part in reversed(rest):
+        value = {part: value}
+    return {head: value}
+
+
+def read(s: cfg.Settings, path: str) -> Any:
+    return {
+        "grafana.alerts.successRate": s.grafana.success_rate_threshold,
+        "grafana.alerts.latencyP99Ms": s.grafana.latency_p99_ms,
+        "grafana.persistence": s.grafana.persistence,
+        "tracing.openCensus": s.tracing.open_census,
+        "logging.persistence": s.logging.persistence,
+        "emojivoto.replicas": s.emojivoto.replicas,
+        "emojivoto.voteBotReplicas": s.emojivoto.vote_bot_replicas,
+        "linkerd.installGatewayApiCrds": s.linkerd.install_gateway_api_crds,
+        "linkerd.identity.issuerValidityHours": s.linkerd.identity.issuer_validity_hours,
+        "enableTracing": s.tracing.enabled,
+        "enableGrafana": s.grafana.enabled,
+    }[path]
+
+
+# (key, text typed after it, --type) → the value the program must end up with.
+SET_WITH_PATH: list[tuple[str, str, str, Any]] = [
+    ("grafana.alerts.successRate", "0.99", "", 0.99),
+    ("grafana.alerts.successRate", "0.99", "float", 0.99),
+    ("grafana.alerts.successRate", "0.99", "string", 0.99),
+    ("grafana.alerts.successRate", ".5", "", 0.5),
+    ("grafana.alerts.latencyP99Ms", "500", "", 500),
+    ("grafana.alerts.latencyP99Ms", "500", "int", 500),
+    ("grafana.alerts.latencyP99Ms", "500", "string", 500),
+    ("grafana.alerts.latencyP99Ms", "0300", "", 300),
+    ("emojivoto.replicas", "3", "", 3),
+    ("emojivoto.voteBotReplicas", "0", "string", 0),
+    ("linkerd.identity.issuerValidityHours", "4380", "string", 4380),
+    ("tracing.openCensus", "false", "", False),
+    ("tracing.openCensus", "false", "bool", False),
+    ("tracing.openCensus", "false", "string", False),
+    ("grafana.persistence", "true", "", True),
+    ("grafana.persistence", "true", "string", True),
+    ("logging.persistence", "true", "bool", True),
+    ("linkerd.installGatewayApiCrds", "false", "string", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "type_", "expected"),
+    SET_WITH_PATH,
+    ids=[f"{k}={t}{' --type ' + ty if ty else ''}" for k, t, ty, _ in SET_WITH_PATH],
+)
+def test_values_set_with_path_are_read_as_the_cli_stores_them(
+    key: str, text: str, type_: str, expected: Any
+) -> None:
+    settings = parse(nested(key, cli_stores(text, type_)))
+    value = read(settings, key)
+    assert value == expected and type(value) is type(expected), (key, text, type_, value)
+
+
+# Top-level keys reach the program as the text the CLI stored, typed or not.
+@pytest.mark.parametrize(
+    ("key", "text", "expected"),
+    [
+        ("enableTracing", "false", False),
+        ("enableTracing", "true", True),
+        ("enableGrafana", "false", False),
+    ],
+)
+def test_top_level_booleans_are_read_from_the_text_the_cli_stores(
+    key: str, text: str, expected: bool
+) -> None:
+    assert read(parse({key: text}), key) is expected
+
+
+def test_a_team_namespace_the_cli_stored_as_a_number_is_read_as_its_name() -> None:
+    path = {"onboarding": {"namespaces": [{"name": cli_stores("2024"), "adopt": "true"}]}}
+    assert parse(path).teams == (cfg.TeamNamespace(name="2024", adopt=True),)
+
+
+# Garbage under a numeric or boolean key: the message names the key, shows the value as given
+# and says what to write, with a command that would work.
+GARBAGE: list[tuple[str, Any, str]] = [
+    ("grafana.alerts.successRate", "0.99x", "expected a fraction between 0 and 1"),
+    ("grafana.alerts.successRate", "95", "expected a fraction between 0 and 1"),
+    ("grafana.alerts.latencyP99Ms", "fast", "expected milliseconds"),
+    ("grafana.alerts.latencyP99Ms", "2.5", "expected milliseconds"),
+    ("tracing.openCensus", "yes", "expected true or false"),
+    ("emojivoto.replicas", "three", "expected a whole number from 1 to 10"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "accepted"), GARBAGE, ids=[g[0] for g in GARBAGE])
+def test_garbage_under_a_typed_key_names_key_value_and_what_to_write(
+    key: str, value: Any, accepted: str
+) -> None:
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse(nested(key, value))
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"meshstack:{key}: got {json.dumps(value)}; {accepted}"), line
+    default = read(cfg.parse_settings({}, stack="test"), key)
+    assert f"`pulumi config set --path {key} {json.dumps(default)}`" in line, line
+
+
+def test_a_fraction_given_as_text_gets_no_message_that_contradicts_it() -> None:
+    assert parse(nested("grafana.alerts.successRate", "0.99")).grafana.success_rate_threshold == (
+        0.99
+    )
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse(nested("grafana.alerts.successRate", "1.5"))
+    assert 'got "1.5"; expected a fraction between 0 and 1' in str(caught.value)
+
+
+def test_a_value_under_a_key_set_as_secret_is_never_shown() -> None:
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse({"grafana": {"alerts": {"successRate": "s3cr3t"}}}, secret=("grafana",))
+    message = str(caught.value)
+    assert "meshstack:grafana.alerts.successRate: got (secret)" in message
+    assert "s3cr3t" not in message
+
+
+# --- The prod profile names its cluster ------------------------------------------------------
+
+
+def test_prod_without_a_kube_context_or_kubeconfig_is_a_config_error() -> None:
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse({"profile": "prod"})
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith("meshstack:kubeContext: missing;"), line
+    assert "`pulumi config set kubeContext <context>`" in line
+
+
+@pytest.mark.parametrize(
+    "cluster", [{"kubeContext": "gke_acme_europe-west1_prod"}, {"kubeconfig": "/etc/kube/prod"}]
+)
+def test_prod_with_a_kube_context_or_kubeconfig_parses(cluster: dict[str, str]) -> None:
+    assert parse({"profile": "prod", **cluster}).high_availability
+
+
+def test_dev_may_use_the_current_context() -> None:
+    assert parse({}).kube_context == ""
+
+
+def test_the_prod_stack_file_pins_a_context_that_is_not_the_laptop_cluster() -> None:
+    context = stack_config("prod")["kubeContext"]
+    assert context and not context.startswith("kind-")
+    assert stack_config("dev")["kubeContext"] == "kind-meshstack"

@@ -6,7 +6,12 @@ renamed or reshaped output breaks this test as it would break a real consumer.
 
 from __future__ import annotations
 
+import ast
+import os
+import re
 import runpy
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -104,3 +109,72 @@ def test_consumer_workload_is_a_valid_restricted_deployment(platform: dict[str, 
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert set(container["resources"]) == {"requests", "limits"}
     assert ":latest" not in container["image"] and ":" in container["image"]
+
+
+# --- The documented steps reach the platform's stack -------------------------------------------
+
+BACKEND_VARS = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE")
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment of someone who never set a backend: `make up` then uses its defaults."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "MAKE"))}
+
+
+def makefile_exports() -> tuple[str, ...]:
+    """The backend and passphrase `make up` exports to pulumi, read from make itself."""
+    printer = "print-backend: ; @echo " + " && echo ".join(f"$({v})" for v in BACKEND_VARS)
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", f"--eval={printer}", "print-backend"],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return tuple(result.stdout.splitlines())
+
+
+def documented_exports(steps: list[str], cwd: Path) -> tuple[str, ...]:
+    """The backend and passphrase set by the `cd` and `export` commands that come before
+    `pulumi stack init` in `steps`, as a shell started in `cwd` ends up with them."""
+    init = next((i for i, s in enumerate(steps) if "pulumi stack init" in s), None)
+    assert init is not None, steps
+    # `cd <dir> && <install>`: the directory change only; an export is kept whole.
+    commands = [
+        step.split("&&")[0].strip() if step.startswith("cd ") else step
+        for step in (s.strip() for s in steps[:init])
+        if step.startswith(("cd ", "export "))
+    ]
+    script = "\n".join([*commands, *(f'echo "${v}"' for v in BACKEND_VARS)])
+    result = subprocess.run(
+        ["bash", "-euc", script], cwd=cwd, env=_clean_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return tuple(result.stdout.splitlines())
+
+
+def readme_consumer_steps() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Consuming the platform") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert block, "README: no commands under Consuming the platform"
+    return block.group(1).splitlines()
+
+
+def docstring_consumer_steps() -> list[str]:
+    doc = ast.get_docstring(ast.parse((CONSUMER / "__main__.py").read_text())) or ""
+    return [line.strip() for line in doc.splitlines() if line.startswith("    ")]
+
+
+def test_make_up_exports_a_local_backend_in_the_repository() -> None:
+    backend, passphrase = makefile_exports()
+    assert backend == f"file://{ROOT}/.pulumi-state" and passphrase
+
+
+def test_the_readme_consumer_steps_use_the_backend_and_passphrase_of_make_up() -> None:
+    assert documented_exports(readme_consumer_steps(), ROOT) == makefile_exports()
+
+
+def test_the_consumer_docstring_steps_use_the_backend_and_passphrase_of_make_up() -> None:
+    assert documented_exports(docstring_consumer_steps(), CONSUMER) == makefile_exports()

@@ -7,7 +7,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.graph import Graph, is_secret, leaves, run_program
+from tests.graph import ROOT, Graph, is_secret, leaves, run_program
+from tests.markdown import table_in
 
 # The Kubernetes versions the project supports: the pinned Linkerd needs 1.31 or newer, and
 # 1.35 is the newest its support table lists.
@@ -158,18 +159,32 @@ def test_outputs_stay_clean_when_features_are_off() -> None:
     assert "tracing" not in cp.inputs["values"]["proxy"]
 
 
-def test_readme_outputs_table_is_the_contract() -> None:
-    from tests.graph import ROOT
-
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Outputs") : readme.index("### Consuming the platform")]
-    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+def readme_outputs() -> dict[str, bool]:
+    """name → secret, from the README's Outputs table as rendered."""
+    table = table_in(ROOT / "README.md", "Outputs")
+    name, secret = table.column("name"), table.column("secret")
     documented: dict[str, bool] = {}
-    for cells in rows:
-        secret = "yes" in cells[3]
-        for name in cells[1].replace("`", "").split("/"):
-            documented[name.strip()] = secret
-    assert documented == CONTRACT
+    for row in table.rows:
+        assert row[name].code, f"README Outputs: `{row[name].text}` is not written as code"
+        assert row[secret].text in ("yes", "no"), row[secret].text
+        for output in row[name].code:
+            assert output not in documented, f"README Outputs lists {output} twice"
+            documented[output] = row[secret].text == "yes"
+    return documented
+
+
+def test_readme_outputs_table_is_the_contract() -> None:
+    assert readme_outputs() == CONTRACT
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_readme_outputs_table_lists_exactly_what_the_stack_exports(
+    graphs: dict[str, Graph], stack: str
+) -> None:
+    exported = graphs[stack].raw_outputs
+    assert set(readme_outputs()) == set(exported)
+    for output, secret in readme_outputs().items():
+        assert is_secret(exported[output]) == secret, output
 
 
 def test_patched_namespaces_are_validated_too(prod: Graph) -> None:

@@ -6,8 +6,13 @@ the collector's address. The workload is `telemetrygen`, which sends a trace a s
 collector's OTLP gRPC endpoint; it listens on nothing, so default deny costs it nothing, and its
 spans show up in Jaeger under the service name `consumer-demo`.
 
-Deploy (the platform stack must be up, with at least one onboarded namespace):
+Deploy from this folder (the platform stack must be up, with at least one onboarded namespace),
+in the backend and with the passphrase `make up` used, which the StackReference needs to find the
+platform's stack and read its outputs (the Makefile's defaults, unless you set your own):
 
+    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
+    export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$(cd ../.. && pwd)/.pulumi-state}"
+    export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-meshstack-local}"
     pulumi stack init dev && pulumi up
 """
 
