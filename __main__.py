@@ -191,6 +191,8 @@ app = (
             ingress_controller_namespace=plan.ingress_controller_namespace,
             allow_unauthenticated_web=settings.exposure.mode in ("loadBalancer", "nodePort"),
             cluster_domain=settings.cluster_domain,
+            prometheus_namespace=settings.linkerd.prometheus_scraper[0],
+            prometheus_service_account=settings.linkerd.prometheus_scraper[1],
         ),
         opts=on_cluster,
     )
@@ -204,6 +206,8 @@ onboarding = Onboarding(
         control_plane=mesh.control_plane,
         tracing=tracing_at,
         open_census=settings.tracing.open_census,
+        prometheus_namespace=settings.linkerd.prometheus_scraper[0],
+        prometheus_service_account=settings.linkerd.prometheus_scraper[1],
     ),
     opts=on_cluster,
 )

@@ -36,6 +36,8 @@ EXPOSURE_MODES = ("port-forward", "ingress", "loadBalancer", "nodePort")
 
 # RFC 1123 label, the rule Kubernetes applies to namespace names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# `<namespace>/<serviceAccount>`: a namespace is a DNS label, a ServiceAccount a DNS subdomain.
+SCRAPER = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # A DNS subdomain (ingress base domain, cluster domain).
 _DNS_NAME = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -113,6 +115,9 @@ class LinkerdSettings:
     identity: IdentitySettings = IdentitySettings()
     prometheus_url: str = ""
     """An external Prometheus for viz; empty runs viz's bundled Prometheus."""
+    prometheus_scraper: tuple[str, str] = ("linkerd-viz", "prometheus")
+    """(namespace, ServiceAccount) of the meshed Prometheus that scrapes the proxies: what
+    default-deny namespaces admit on the proxies' admin port. Default: viz's bundled one."""
 
 
 @dataclass(frozen=True)
@@ -428,7 +433,9 @@ def _flag(values: Mapping[str, Any], key: str) -> bool:
 
 
 def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSettings:
-    r.unknown(obj, "linkerd", ("installGatewayApiCrds", "identity", "prometheusUrl"))
+    r.unknown(
+        obj, "linkerd", ("installGatewayApiCrds", "identity", "prometheusUrl", "prometheusScraper")
+    )
     ident = obj.get("identity") or {}
     if not isinstance(ident, dict):
         r.fail("linkerd.identity", ident, "expected a map of identity settings")
@@ -492,12 +499,40 @@ def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSett
         lambda v: isinstance(v, str) and (v == "" or re.match(r"^https?://[^\s/]+", v) is not None),
         "expected an http(s) URL such as http://prometheus.monitoring:9090, or empty for viz's own",
     )
+    # Meshed namespaces deny by default, so whoever scrapes the proxies must be named: viz's
+    # own Prometheus, or the external one, which must then run meshed as this identity.
+    scraper = r.pick(
+        obj,
+        "linkerd",
+        "prometheusScraper",
+        "",
+        lambda v: isinstance(v, str) and (v == "" or SCRAPER.match(v) is not None),
+        "expected <namespace>/<serviceAccount> of the meshed Prometheus that scrapes Linkerd's "
+        "proxies, e.g. monitoring/prometheus",
+    )
+    if prometheus_url and obj.get("prometheusScraper") in (None, ""):
+        r.fail(
+            "linkerd.prometheusScraper",
+            "",
+            "required with linkerd.prometheusUrl: meshed namespaces deny by default, so name the "
+            "<namespace>/<serviceAccount> your (meshed) Prometheus runs as, e.g. "
+            "`pulumi config set --path linkerd.prometheusScraper monitoring/prometheus`",
+        )
+    elif scraper and not prometheus_url:
+        r.fail(
+            "linkerd.prometheusScraper",
+            scraper,
+            "only with linkerd.prometheusUrl; viz's own Prometheus is admitted already, so "
+            "remove it or set linkerd.prometheusUrl",
+        )
+    namespace, _, account = (scraper or "").partition("/")
     return LinkerdSettings(
         install_gateway_api_crds=r.pick(
             obj, "linkerd", "installGatewayApiCrds", True, _is_bool, "expected true or false"
         ),
         identity=identity,
         prometheus_url=prometheus_url,
+        prometheus_scraper=(namespace, account) if account else LinkerdSettings.prometheus_scraper,
     )
 
 

@@ -67,6 +67,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "linkerd": {
                 "installGatewayApiCrds": True,
                 "prometheusUrl": "https://prometheus.example.org",
+                "prometheusScraper": "monitoring/prometheus",
                 "identity": {"issuer": "pulumi"},
             }
         },

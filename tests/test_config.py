@@ -120,6 +120,19 @@ BAD: list[tuple[dict[str, Any], str]] = [
         "meshstack:linkerd.identity.trustAnchorPem",
     ),
     ({"linkerd": {"prometheusUrl": "prometheus:9090"}}, "meshstack:linkerd.prometheusUrl"),
+    # An external Prometheus must be named as the scraper default-deny admits, and only then.
+    (
+        {"linkerd": {"prometheusUrl": "https://prom.example.org"}},
+        "meshstack:linkerd.prometheusScraper",
+    ),
+    (
+        {"linkerd": {"prometheusScraper": "monitoring/prometheus"}},
+        "meshstack:linkerd.prometheusScraper",
+    ),
+    (
+        {"linkerd": {"prometheusUrl": "https://p.example.org", "prometheusScraper": "Prom"}},
+        "meshstack:linkerd.prometheusScraper",
+    ),
     ({"linkerd": {"instalGatewayApiCrds": False}}, "meshstack:linkerd.instalGatewayApiCrds"),
     ({"trustAnchorKeyPem": "-----BEGIN PRIVATE KEY-----"}, "meshstack:trustAnchorKeyPem"),
     ({"alertWebhookUrl": "https://hooks.example.com/x"}, "meshstack:alertWebhookUrl"),

@@ -577,12 +577,17 @@ def _identities_ok(s: Stack, namespace: str, authn: dict[str, Any]) -> list[str]
     some pod runs as, or an identity string in the trust domain."""
     domain = linkerd_values(s)["identityTrustDomain"]
     accounts = {(w.namespace, w.service_account) for w in workloads(s)}
+    # Namespaces whose pods this stack runs; a client elsewhere (an external Prometheus) is
+    # the user's to run.
+    owned = {ns_of(o) for _, o in s.objects()} | {
+        o["metadata"]["name"] for o in of_kind(s, "Namespace")
+    }
     problems = []
     refs = [authn] if authn["kind"] == "ServiceAccount" else authn.get("identityRefs") or []
     for ref in refs:
         if ref.get("kind") == "ServiceAccount":
             key = (ref.get("namespace") or namespace, ref["name"])
-            if key not in accounts:
+            if key[0] in owned and key not in accounts:
                 problems.append(f"no pod runs as ServiceAccount {key[0]}/{key[1]}")
     for identity in authn.get("identities") or []:
         if not identity.endswith(f".serviceaccount.identity.linkerd.{domain}"):
@@ -686,6 +691,10 @@ def test_what_the_stack_publishes_reaches_a_serving_port_and_is_authorized_to(s:
     )
     problems = []
     for how, a in _published(s):
+        # Users open a web UI there: where the workload's config is known, its HTTP server.
+        serving = listeners(s, a)
+        if serving and not serving.get(a.port, "").endswith("/http"):
+            problems.append(f"{a.workload.name}:{a.port} ({how}): serves {serving.get(a.port)}")
         if not _default_deny(s, a.workload.namespace):
             continue
         admitted = _admitted(s, a.workload, a.port)
