@@ -18,12 +18,14 @@ export MESHSTACK_CHARTS_DIR ?= $(firstword $(wildcard $(abspath $(CURDIR)/../sha
 
 help:
 	@echo "make test     - install into .venv, run ruff, mypy and pytest (no cluster needed)"
-	@echo "make up       - kind cluster '$(CLUSTER)' + stack '$(STACK)' with local state, then pulumi up"
+	@echo "make up       - stack '$(STACK)' with local state, then pulumi up; the kind cluster '$(CLUSTER)'"
+	@echo "                is created first only for a stack pinned to context kind-$(CLUSTER) (dev)"
 	@echo "make preview  - pulumi preview for stack '$(STACK)'"
 	@echo "make down     - pulumi destroy for stack '$(STACK)'"
 	@echo "make lint     - ruff and mypy only"
 	@echo "make bench    - write bench/results.md"
-	@echo "make contract - render the pinned charts from MESHSTACK_CHARTS_DIR with the stack's values"
+	@echo "make contract - the chart suites alone (make test runs them too when the charts are at hand)"
+	@echo "make charts   - pull every pinned chart into CHARTS_OUT (default .charts) with helm"
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +51,9 @@ test: lint
 bench: venv
 	$(BIN)/python bench/run.py
 
-# The chart contract suite alone (make test runs it too when MESHSTACK_CHARTS_DIR is set).
+# The chart suites alone, contract and wiring (make test runs them too when MESHSTACK_CHARTS_DIR is set).
 contract: venv
-	$(BIN)/pytest -m contract tests/test_chart_contract.py
+	$(BIN)/pytest -m contract
 
 # The kind cluster belongs to the stacks that deploy to it: those whose Pulumi.<stack>.yaml sets
 # kubeContext to kind-$(CLUSTER) (dev). For any other stack make never runs kind, so it neither

@@ -598,3 +598,47 @@ def test_the_e2e_suite_skips_with_a_reason_naming_a_missing_tool(
     monkeypatch.setattr(test_kind.shutil, "which", lambda tool: f"/bin/{tool}")
     reason = test_kind._skip_reason()
     assert reason and "MESHSTACK_E2E=1" in reason, reason
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_preview_names_the_kind_cluster_as_the_context_the_stack_pins(stack: str) -> None:
+    """The preview runs each stack file as it is: a stack pinned to a context other than the
+    kind cluster's (prod) finds that context, aliased to the throw-away cluster."""
+    import subprocess
+    import textwrap
+    from unittest import mock
+
+    (step,) = [s for s in steps(load("preview.yml")) if "<<'PY'" in s.get("run", "")]
+    script = step["run"].split("<<'PY'\n", 1)[1].rsplit("PY", 1)[0]
+    script = textwrap.dedent(script)
+    calls: list[list[str]] = []
+    with mock.patch.object(subprocess, "run", lambda cmd, **_: calls.append(cmd)):
+        import os
+
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            exec(script.replace("${{ matrix.stack }}", stack), {})
+        finally:
+            os.chdir(cwd)
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    context = config.get("meshstack:kubeContext") or "kind-meshstack"
+    aliases = [c for c in calls if c[:3] == ["kubectl", "config", "set-context"]]
+    if context == "kind-meshstack":
+        assert not aliases
+    else:
+        assert aliases == [
+            [
+                "kubectl",
+                "config",
+                "set-context",
+                context,
+                "--cluster",
+                "kind-meshstack",
+                "--user",
+                "kind-meshstack",
+            ]
+        ]
+    teams = (config.get("meshstack:onboarding") or {}).get("namespaces") or []
+    adopted = [["kubectl", "create", "namespace", t["name"]] for t in teams if t.get("adopt")]
+    assert [c for c in calls if c[:2] == ["kubectl", "create"]] == adopted
