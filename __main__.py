@@ -39,10 +39,18 @@ from components.viz import webhooks as viz_webhooks
 # the stack's config; the environment form is what `PULUMI_CONFIG` gives the Automation API.
 _all = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
 _prefix = f"{cfg.PROJECT}:"
+# What the last `pulumi up` of this stack exported (nothing before the first): some changes are
+# only safe relative to what is deployed, and must be refused before any resource. The engine's
+# builtin `readStackOutputs` is what a StackReference reads; as an invoke it answers at once.
+_previous = pulumi.runtime.invoke(
+    cfg.READ_STACK_OUTPUTS,
+    {"name": f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"},
+).value
 try:
     settings = cfg.parse_settings(
         {k[len(_prefix) :]: v for k, v in _all.items() if k.startswith(_prefix)},
         stack=pulumi.get_stack(),
+        previous=cfg.previous_outputs(_previous),
         secret_keys=frozenset(
             k[len(_prefix) :]
             for k in _all

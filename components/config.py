@@ -361,15 +361,30 @@ TOP_LEVEL_KEYS: dict[str, str] = {
 SECRET_KEYS = ("trustAnchorKeyPem", "alertWebhookUrl")
 
 
+# The engine's builtin function that reads a stack's outputs (pulumi/pulumi
+# pkg/resource/deploy/builtins.go): {"name": "<org>/<project>/<stack>"} → {"outputs": {...}}.
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+
+
+def previous_outputs(result: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The outputs of the stack's last update, from a `readStackOutputs` result (empty for a
+    stack never updated, or under test mocks that answer nothing)."""
+    outputs = (result or {}).get("outputs") or {}
+    return dict(outputs) if isinstance(outputs, Mapping) else {}
+
+
 def parse_settings(
     raw: Mapping[str, str],
     stack: str,
     secret_keys: frozenset[str] = frozenset(),
     now: datetime.datetime | None = None,
+    previous: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Parse the raw config (keys without the project prefix) into `Settings`.
 
     `now` (default: the current time) is when a shared trust anchor must be valid.
+    `previous` holds the outputs of the stack's last update (empty before the first), for
+    changes that are only safe relative to what is deployed.
     Raises `ConfigError` listing every problem found.
     """
     r = _Reader(secret_keys)

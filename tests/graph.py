@@ -291,8 +291,15 @@ class StatefulMocks(mocks.Mocks):
             self.state[key] = {**inputs, **self._outputs(args.typ, args.name, inputs)}
         return f"{args.name}_id", self.state[key]
 
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
+    previous: dict[str, Any] = {}
+    """The outputs the engine's `readStackOutputs` answers: the stack's last update. Empty, as
+    for a stack never updated, unless a test sets it to simulate a later `pulumi up`."""
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        # An empty failure list, not None: the mock monitor iterates it.
+        if args.token == "pulumi:pulumi:readStackOutputs":
+            return {"name": args.args.get("name"), "outputs": dict(self.previous)}, []
+        return {}, []
 
     def _outputs(self, typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         if typ == "tls:index/privateKey:PrivateKey":
@@ -415,7 +422,15 @@ def record(
     try:
         # A fresh root stack per run: outputs exported by an earlier run must not leak in.
         pulumi_settings.ROOT.set(None)
-        mocks.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        # `organization`: what the local (file://) backend reports, as `make up` uses it.
+        mocks.set_mocks(
+            monitor.mocks,
+            project=project,
+            stack=stack,
+            preview=False,
+            monitor=monitor,
+            organization="organization",
+        )
         pulumi.runtime.set_all_config(
             to_raw(config, project),
             secret_keys=[f"{project}:{k}" for k in SECRET_CONFIG_KEYS if k in config],

@@ -7,6 +7,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from components import config as cfg
 from tests.graph import ROOT, Graph, is_secret, leaves, run_program
 from tests.markdown import table_in
 
@@ -193,3 +194,39 @@ def test_patched_namespaces_are_validated_too(prod: Graph) -> None:
     for res in patches:
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(manifest(res), version, strict=True)
+
+
+def test_the_program_reads_its_own_last_outputs_before_any_resource() -> None:
+    """Changes that are only safe relative to what is deployed are judged against the stack's
+    last outputs, read from the engine before anything is registered."""
+    import runpy
+
+    from pulumi.runtime import mocks as pulumi_mocks
+
+    from tests.graph import StatefulMocks, record, stack_config
+
+    calls: list[tuple[str, dict[str, Any], int]] = []
+    seen: list[int] = []
+
+    class Engine(StatefulMocks):
+        def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            seen.append(1)
+            return super().new_resource(args)
+
+        def call(
+            self, args: pulumi_mocks.MockCallArgs
+        ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+            calls.append((args.token, dict(args.args), len(seen)))
+            return super().call(args)
+
+    graph = record(
+        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
+        stack="dev",
+        config=stack_config("dev"),
+        engine=Engine(),
+    )
+    assert graph.error is None
+    reads = [(args, before) for token, args, before in calls if token == cfg.READ_STACK_OUTPUTS]
+    assert reads == [({"name": "organization/meshstack/dev"}, 0)]
+    assert cfg.previous_outputs({"name": "x", "outputs": {"profile": "dev"}}) == {"profile": "dev"}
+    assert cfg.previous_outputs({}) == {} and cfg.previous_outputs(None) == {}
