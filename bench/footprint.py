@@ -203,6 +203,8 @@ def _memcached(allocated_mi: int) -> dict[str, Any]:
 # chart's templates and values.yaml at that version.
 CHARTS: dict[str, ChartSpec] = {
     "linkerd-crds": ChartSpec(()),
+    # CRDs and an admission policy only (templates/standard-gatewayapi-crds.yaml).
+    "gateway-crds-helm": ChartSpec(()),
     # templates/{identity,destination,proxy-injector}.yaml; `controllerReplicas` for all three.
     "linkerd-control-plane": ChartSpec(
         (
@@ -630,7 +632,9 @@ def footprint(graph: Any, nodes: int = 1) -> Footprint:
     # --- Charts ---
     for chart in _charts(graph):
         inputs = chart.inputs
-        name, release = inputs.get("chart", ""), inputs.get("name") or chart.name
+        # An OCI chart is given by reference (`oci://<registry>/<path>/<chart>`).
+        name = str(inputs.get("chart", "")).rpartition("/")[2]
+        release = inputs.get("name") or chart.name
         namespace = inputs.get("namespace") or "default"
         values = inputs.get("values") or {}
         spec = CHARTS.get(name)

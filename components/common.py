@@ -82,31 +82,66 @@ def meshed_namespace(
     )
 
 
+def chart_source(ref: ChartRef) -> tuple[str, str | None]:
+    """(chart, repository URL or None): how Helm is told where `ref` comes from.
+
+    An OCI registry has no index to look a chart up in: Helm takes the full reference as the
+    chart and no repository (with one, it fetches `<repo>/index.yaml`, which a registry lacks).
+    """
+    if ref.repo.startswith("oci://"):
+        return f"{ref.repo.rstrip('/')}/{ref.chart}", None
+    return ref.chart, ref.repo
+
+
+def retain_children(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
+    """A transform that keeps a resource, and so each object a chart renders, on destroy.
+
+    `retain_on_delete` on a v4 Chart applies to the component alone: the provider registers the
+    rendered objects with only `parent` (and, for `helm.sh/resource-policy: keep`, retention;
+    pulumi-kubernetes provider/pkg/provider/helm/v4/chart.go `preregister`), and the option is
+    not inherited. The engine runs a component's transforms on every child registered under it,
+    the provider's too (pulumi/pulumi pkg/resource/deploy/source_eval.go, pending transforms).
+    """
+    opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(retain_on_delete=True))
+    return pulumi.ResourceTransformResult(args.props, opts)
+
+
 def chart(
     resource_name: str,
     ref: ChartRef,
     release: str,
-    namespace_name: pulumi.Input[str],
+    namespace_name: pulumi.Input[str] | None,
     values: Mapping[str, Any],
     parent: pulumi.Resource,
     depends_on: list[pulumi.Resource] | None = None,
     skip_crds: bool = False,
+    retain_on_delete: bool = False,
+    aliases: list[pulumi.Alias] | None = None,
 ) -> k8s.helm.v4.Chart:
     """An upstream chart at its pinned version, rendered by Pulumi (no Helm release).
 
     The release name is fixed (not the resource name) because Service names, and so the
-    addresses other components are given, derive from it.
+    addresses other components are given, derive from it. `retain_on_delete` keeps every
+    object the chart renders on destroy (`retain_children`). `namespace_name` None: the chart
+    renders cluster-scoped objects only.
     """
+    name, repo = chart_source(ref)
     return k8s.helm.v4.Chart(
         resource_name,
-        chart=ref.chart,
+        chart=name,
         version=ref.version,
-        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=ref.repo),
+        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=repo) if repo else None,
         name=release,
         namespace=namespace_name,
         values=dict(values),
         skip_crds=skip_crds,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on or []),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=depends_on or [],
+            retain_on_delete=retain_on_delete or None,
+            transforms=[retain_children] if retain_on_delete else None,
+            aliases=aliases,
+        ),
     )
 
 

@@ -26,6 +26,26 @@ CONTROL_PLANE_WEBHOOKS = {
 HEARTBEAT_SCHEDULE = "17 3 * * *"
 
 
+# Release of the Gateway API CRD chart; it renders cluster-scoped objects only.
+GATEWAY_API_RELEASE = "gateway-api-crds"
+
+
+def gateway_api_values() -> dict[str, Any]:
+    """Values for gateway-crds-helm: the Gateway API standard channel and nothing else.
+
+    The chart's defaults install nothing (values.yaml: `crds.gatewayAPI.enabled: false`,
+    channel `experimental`). Standard only: Linkerd reads the standard kinds, and upstream
+    refuses mixed channels (the chart's own `safe-upgrades` admission policy). Envoy Gateway's
+    own CRDs stay off: this stack runs no Envoy Gateway.
+    """
+    return {
+        "crds": {
+            "gatewayAPI": {"enabled": True, "channel": "standard"},
+            "envoyGateway": {"enabled": False},
+        }
+    }
+
+
 def webhooks() -> list[Webhook]:
     return [Webhook(role, svc, NAMESPACE) for role, (_, svc) in CONTROL_PLANE_WEBHOOKS.items()]
 
@@ -139,8 +159,9 @@ class MeshArgs:
     issuer_key_pem: pulumi.Input[str] | None = None
     """The issuer key, a secret. Default: none (required with issuer_mode `pulumi`)."""
     install_gateway_api_crds: bool = True
-    """Default: true. Set false when the cluster ships Gateway API CRDs (e.g. GKE), which
-    would otherwise clash."""
+    """Default: true, Gateway API `versions.GATEWAY_API_VERSION` (standard channel) from the
+    pinned gateway-crds-helm chart, kept on destroy. Set false when the cluster ships Gateway
+    API CRDs (e.g. GKE), which would otherwise clash."""
     tracing: TracingHookup | None = None
     """Default: none, proxies do not export spans."""
 
@@ -148,7 +169,8 @@ class MeshArgs:
 class Mesh(pulumi.ComponentResource):
     """Linkerd's CRDs and control plane.
 
-    Children: the Gateway API CRDs (optional), the `linkerd` namespace, the `linkerd-crds` and
+    Children: the Gateway API CRDs (optional; the `gateway-crds-helm` chart, every object it
+    renders kept on destroy), the `linkerd` namespace, the `linkerd-crds` and
     `linkerd-control-plane` charts. Anything meshed must depend on `control_plane`: the proxy
     injector's failure policy is `Ignore` in dev, so pods created before it is ready would
     silently run without a proxy.
@@ -168,10 +190,21 @@ class Mesh(pulumi.ComponentResource):
 
         crd_deps: list[pulumi.Resource] = []
         if args.install_gateway_api_crds:
-            gateway_api = k8s.yaml.v2.ConfigFile(
+            gateway_api = common.chart(
                 f"{name}-gateway-api-crds",
-                file=versions.GATEWAY_API_CRDS_URL,
-                opts=pulumi.ResourceOptions(parent=self),
+                versions.GATEWAY_API_CRDS,
+                GATEWAY_API_RELEASE,
+                None,
+                gateway_api_values(),
+                self,
+                # Cluster-scoped objects other tenants' routes live in: `pulumi destroy` (or
+                # turning installGatewayApiCrds off) leaves them, since deleting a CRD deletes
+                # every object of its kind in the cluster.
+                retain_on_delete=True,
+                # Stacks from before the chart applied the same CRDs from a ConfigFile of this
+                # name; children keep their names (prefix = resource name in both), so the
+                # CRDs are updated in place instead of deleted and created again.
+                aliases=[pulumi.Alias(type_="kubernetes:yaml/v2:ConfigFile")],
             )
             crd_deps.append(gateway_api)
 
@@ -183,8 +216,8 @@ class Mesh(pulumi.ComponentResource):
             versions.LINKERD_CRDS,
             "linkerd-crds",
             ns.metadata.name,
-            # Gateway API CRDs come from the standard release above (or the cluster), not the
-            # chart's bundled experimental copy.
+            # One owner of the Gateway API CRDs: the chart above (or the cluster), never
+            # linkerd-crds' bundled v1.1.1 experimental copy.
             {"installGatewayAPI": False},
             self,
         )

@@ -28,13 +28,13 @@ LINKERD_CRDS = ChartRef("linkerd-crds", LINKERD_VERSION, LINKERD_REPO)
 LINKERD_CONTROL_PLANE = ChartRef("linkerd-control-plane", LINKERD_VERSION, LINKERD_REPO)
 LINKERD_VIZ = ChartRef("linkerd-viz", LINKERD_VERSION, LINKERD_REPO)
 
-# Gateway API CRDs (standard channel) that Linkerd requires since 2.19.
-# https://github.com/kubernetes-sigs/gateway-api/releases
-GATEWAY_API_VERSION = "v1.2.1"
-GATEWAY_API_CRDS_URL = (
-    "https://github.com/kubernetes-sigs/gateway-api/releases/download/"
-    f"{GATEWAY_API_VERSION}/standard-install.yaml"
-)
+# Gateway API CRDs (standard channel), which Linkerd requires since 2.19, from Envoy Gateway's
+# CRD-only chart: a pinned, packaged release instead of a manifest downloaded at every render.
+# https://github.com/envoyproxy/gateway/tree/main/charts/gateway-crds-helm (values: crds.*)
+GATEWAY_API_CRDS = ChartRef("gateway-crds-helm", "v1.8.3", "oci://docker.io/envoyproxy")
+# The Gateway API release that chart carries (its `gateway.networking.k8s.io/bundle-version`),
+# the newest Linkerd's policy controller supports since edge-26.8.2 (linkerd2 #15567).
+GATEWAY_API_VERSION = "v1.5.1"
 
 # --- Tracing ---------------------------------------------------------------------------------
 # https://github.com/jaegertracing/helm-charts/tree/main/charts/jaeger (4.x = Jaeger v2). At

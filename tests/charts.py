@@ -15,6 +15,7 @@ import functools
 import importlib
 import os
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
+from components.versions import ChartRef
 from policy import rules
 from tests.graph import Graph, Resource, plain, run_program
+from tests.pull_charts import pull_command
 
 
 def _import_helm() -> Any:
@@ -99,9 +102,9 @@ BUILTIN_GROUPS = frozenset(
         "storage.k8s.io",
     }
 )
-# CRD groups the program installs from outside any chart (components/mesh.py: the Gateway API
-# standard-install.yaml, a `ConfigFile` from a URL the offline test cannot render).
-EXTERNAL_CRD_GROUPS = frozenset({"gateway.networking.k8s.io"})
+# CRD groups the program installs from outside any pinned chart: none. Every kind the charts
+# render, the Gateway API's included (gateway-crds-helm), is checked against a rendered CRD.
+EXTERNAL_CRD_GROUPS: frozenset[str] = frozenset()
 CLUSTER_SCOPED = frozenset(
     {
         "APIService",
@@ -115,6 +118,8 @@ CLUSTER_SCOPED = frozenset(
         "StorageClass",
         "ValidatingWebhookConfiguration",
         "IngressClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 )
 # `<service>.<namespace>.svc[.<domain>][:<port>]`, optionally behind a URL scheme.
@@ -170,10 +175,8 @@ class Rendered:
     @property
     def fetch(self) -> str:
         """How to put this chart where the test looks for it."""
-        return (
-            f"helm pull {self.chart} --repo {self.repo} --version {self.version} --untar "
-            f"--untardir {self.folder.parent}"
-        )
+        ref = ChartRef(self.chart, self.version, self.repo)
+        return shlex.join(pull_command(ref, self.folder.parent))
 
 
 @dataclass
@@ -205,15 +208,26 @@ def _is_hook(obj: dict[str, Any]) -> bool:
     return "helm.sh/hook" in ((obj.get("metadata") or {}).get("annotations") or {})
 
 
+def chart_and_repo(inputs: dict[str, Any]) -> tuple[str, str]:
+    """(chart name, repository) of a v4 Chart's inputs: a repository's chart by name, or an
+    OCI chart by its full reference (`oci://<registry>/<path>/<chart>`, no repository)."""
+    chart = str(inputs["chart"])
+    if chart.startswith("oci://"):
+        repo, _, name = chart.rpartition("/")
+        return name, repo
+    return chart, (inputs.get("repositoryOpts") or {}).get("repo", "")
+
+
 def render(chart_res: Resource) -> Rendered:
     inputs = chart_res.inputs
+    name, repo = chart_and_repo(inputs)
     out = Rendered(
         release=inputs.get("name") or chart_res.name,
-        chart=inputs["chart"],
+        chart=name,
         version=inputs.get("version", ""),
-        repo=(inputs.get("repositoryOpts") or {}).get("repo", ""),
+        repo=repo,
         namespace=inputs.get("namespace") or "default",
-        folder=Path(os.environ[CHARTS_ENV]) / inputs["chart"],
+        folder=Path(os.environ[CHARTS_ENV]) / name,
     )
     if not (out.folder / "Chart.yaml").is_file():
         out.error = f"no chart at {out.folder}; fetch it with: {out.fetch}"

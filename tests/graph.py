@@ -476,6 +476,11 @@ def record(
                     "deleteBeforeReplace": getattr(request, "deleteBeforeReplace", False),
                     "provider": request.provider,
                     "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                    # Callbacks the engine runs on the resource and its children (a transform).
+                    "transforms": len(getattr(request, "transforms", [])),
+                    "aliases": [
+                        json_format.MessageToDict(a) for a in getattr(request, "aliases", [])
+                    ],
                 },
                 state=reg.state if reg else {},
             )

@@ -38,6 +38,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from components import mesh, versions
 from policy import harness, rules
 from tests.charts import (
     BUILTIN_GROUPS,
@@ -226,6 +227,37 @@ def test_the_program_custom_resources_match_the_pinned_crds(rendered: Stack) -> 
             problems.append(f"{res.urn}: {error.message} at {list(error.absolute_path)}")
     assert not problems, "\n".join(problems)
     assert checked >= 1
+
+
+def test_the_gateway_api_crds_have_one_owner_at_the_pinned_release_and_channel(
+    rendered: Stack,
+) -> None:
+    crds = [
+        (release, o)
+        for release, o in rendered.objects()
+        if o["kind"] == "CustomResourceDefinition"
+        and o["spec"]["group"].endswith(("gateway.networking.k8s.io", "gateway.envoyproxy.io"))
+    ]
+    names = [o["metadata"]["name"] for _, o in crds]
+    assert len(names) == len(set(names)), f"a Gateway API CRD rendered twice: {sorted(names)}"
+    # Only the pinned CRD chart: not linkerd-crds' bundled copy, not Envoy Gateway's own kinds.
+    assert {release for release, _ in crds} == {mesh.GATEWAY_API_RELEASE}
+    assert all(o["spec"]["group"] == "gateway.networking.k8s.io" for _, o in crds), names
+    for _, crd in crds:
+        annotations = crd["metadata"]["annotations"]
+        assert annotations["gateway.networking.k8s.io/bundle-version"] == (
+            versions.GATEWAY_API_VERSION
+        ), crd["metadata"]["name"]
+        assert annotations["gateway.networking.k8s.io/channel"] == "standard"
+    # What Linkerd's policy controller watches, at the version it reads (`linkerd check`:
+    # httproutes and grpcroutes must serve v1).
+    served = {
+        (o["spec"]["names"]["plural"], v["name"])
+        for _, o in crds
+        for v in o["spec"]["versions"]
+        if v.get("served")
+    }
+    assert {("httproutes", "v1"), ("grpcroutes", "v1")} <= served, sorted(served)
 
 
 # --- Values the stack sets -------------------------------------------------------------------

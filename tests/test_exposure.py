@@ -128,7 +128,8 @@ def test_exposure_waits_for_the_target_namespace_but_not_the_charts_in_it(
         own = [
             c
             for c in g.of_type("kubernetes:helm.sh/v4:Chart")
-            if c.inputs["namespace"] == res.inputs["metadata"]["namespace"]
+            # A chart of cluster-scoped objects only (the Gateway API CRDs) has no namespace.
+            if c.inputs.get("namespace") == res.inputs["metadata"]["namespace"]
         ]
         for chart in own:
             assert not g.waits_for(res, chart), f"{res.urn} waits for {chart.urn}"

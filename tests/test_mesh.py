@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pytest
 
-from components import mesh, viz
+from components import common, mesh, versions, viz
 from components.identity import WebhookCert
 from tests.graph import Graph, leaves, run_program
 
@@ -185,8 +186,8 @@ def test_charts_are_ordered_crds_then_control_plane_then_viz(
     g = graphs[stack]
     crds, cp, vz = (chart(g, r) for r in ("linkerd-crds", "linkerd-control-plane", "linkerd-viz"))
     assert g.waits_for(cp, crds) and g.waits_for(vz, cp)
-    gateway = g.find("kubernetes:yaml/v2:ConfigFile", "linkerd-gateway-api-crds")
-    assert gateway is not None and g.waits_for(cp, gateway)
+    gateway = chart(g, mesh.GATEWAY_API_RELEASE)
+    assert g.waits_for(cp, gateway)
     # The two CRD sets are one stage: neither waits for the other.
     assert not g.waits_for(crds, gateway) and not g.waits_for(gateway, crds)
 
@@ -240,5 +241,62 @@ def test_viz_links_to_jaeger_by_host_and_port(dev: Graph) -> None:
 def test_gateway_api_crds_can_be_left_to_the_cluster() -> None:
     g = run_program("dev", {"linkerd": {"installGatewayApiCrds": False}})
     assert g.error is None
-    assert g.find("kubernetes:yaml/v2:ConfigFile", "linkerd-gateway-api-crds") is None
+    assert mesh.GATEWAY_API_RELEASE not in g.charts()
     assert chart(g, "linkerd-crds").inputs["values"]["installGatewayAPI"] is False
+
+
+# --- Gateway API CRDs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_gateway_api_crds_come_from_the_pinned_chart_standard_channel_only(
+    graphs: dict[str, Graph], stack: str
+) -> None:
+    g = graphs[stack]
+    res = chart(g, mesh.GATEWAY_API_RELEASE)
+    assert res.inputs["chart"] == "oci://docker.io/envoyproxy/gateway-crds-helm"
+    assert res.inputs["version"] == versions.GATEWAY_API_CRDS.version == "v1.8.3"
+    # An OCI chart is addressed by its reference; a repository would make Helm look for an
+    # index.yaml the registry does not serve.
+    assert "repositoryOpts" not in res.inputs
+    assert res.inputs["values"] == {
+        "crds": {
+            "gatewayAPI": {"enabled": True, "channel": "standard"},
+            "envoyGateway": {"enabled": False},
+        }
+    }
+    # One owner: linkerd-crds' bundled copy stays off, and nothing else installs the CRDs.
+    assert chart(g, "linkerd-crds").inputs["values"]["installGatewayAPI"] is False
+    assert not g.of_type("kubernetes:yaml/v2:ConfigFile")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_gateway_api_crds_and_everything_the_chart_renders_are_kept_on_destroy(
+    graphs: dict[str, Graph], stack: str
+) -> None:
+    res = chart(graphs[stack], mesh.GATEWAY_API_RELEASE)
+    assert res.options["retainOnDelete"] is True
+    # The option stops at the component; the transform carries it to every rendered object.
+    assert res.options["transforms"] == 1
+
+
+def test_the_retain_transform_keeps_a_child_and_changes_nothing_else() -> None:
+    parent = pulumi.ResourceOptions(depends_on=[], ignore_changes=["spec"])
+    props = {"metadata": {"name": "httproutes.gateway.networking.k8s.io"}}
+    args = pulumi.ResourceTransformArgs(
+        True, "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", "x", props, parent
+    )
+    result = common.retain_children(args)
+    assert result.props is props
+    assert result.opts.retain_on_delete is True
+    assert result.opts.ignore_changes == ["spec"]
+
+
+def test_stacks_that_applied_the_crds_from_a_configfile_update_them_in_place(dev: Graph) -> None:
+    # Same resource name as the former `ConfigFile` (children are named `<name>:<object>` by
+    # both), aliased from its type: the CRDs move to the chart instead of being replaced.
+    res = chart(dev, mesh.GATEWAY_API_RELEASE)
+    assert res.name == "linkerd-gateway-api-crds"
+    assert res.options["aliases"] == [
+        {"spec": {"type": "kubernetes:yaml/v2:ConfigFile", "parentUrn": ""}}
+    ]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import versions
+from components import common, versions
 from components.versions import ChartRef
 from tests import pull_charts
 from tests.graph import ROOT, Graph, stack_names
@@ -253,6 +253,7 @@ CHART_REFS = [
     versions.LINKERD_CRDS,
     versions.LINKERD_CONTROL_PLANE,
     versions.LINKERD_VIZ,
+    versions.GATEWAY_API_CRDS,
     versions.JAEGER,
     versions.OTEL_COLLECTOR,
     versions.LOKI,
@@ -270,9 +271,11 @@ def test_every_pinned_chart_is_pulled_once_with_its_repository_and_version(
         [
             "helm",
             "pull",
-            ref.chart,
-            "--repo",
-            ref.repo,
+            *(
+                [f"{ref.repo}/{ref.chart}"]
+                if ref.repo.startswith("oci://")
+                else [ref.chart, "--repo", ref.repo]
+            ),
             "--version",
             ref.version,
             "--untar",
@@ -281,17 +284,26 @@ def test_every_pinned_chart_is_pulled_once_with_its_repository_and_version(
         ]
         for ref in CHART_REFS
     ]
-    # The Gateway API CRDs are a release manifest the program applies, not a chart.
-    assert not any(versions.GATEWAY_API_CRDS_URL in argv for _, argv in planned)
+    # The Gateway API CRDs are a chart too, pulled from Envoy Gateway's OCI registry.
+    assert [
+        "helm",
+        "pull",
+        "oci://docker.io/envoyproxy/gateway-crds-helm",
+        "--version",
+        "v1.8.3",
+        "--untar",
+        "--untardir",
+        str(tmp_path),
+    ] in [argv for _, argv in planned]
 
 
 def test_the_pulled_charts_are_every_chart_the_program_deploys(graphs: dict[str, Graph]) -> None:
-    pinned = {(r.chart, r.version, r.repo) for r in pull_charts.pinned_charts()}
+    pinned = {(*common.chart_source(r), r.version) for r in pull_charts.pinned_charts()}
     for stack, graph in graphs.items():
         for release, chart in graph.charts().items():
             inputs = chart.inputs
-            repo = (inputs.get("repositoryOpts") or {}).get("repo", "")
-            assert (inputs["chart"], inputs["version"], repo) in pinned, (stack, release)
+            repo = (inputs.get("repositoryOpts") or {}).get("repo")
+            assert (inputs["chart"], repo, inputs["version"]) in pinned, (stack, release)
 
 
 def test_an_oci_chart_is_pulled_by_its_reference() -> None:
@@ -331,7 +343,8 @@ class FakeHelm:
 
     def __call__(self, argv: Sequence[str]) -> None:
         self.ran.append(list(argv))
-        chart, asked = argv[2], argv[argv.index("--version") + 1]
+        # A repository chart by name, an OCI one by reference: both unpack as `<chart>/`.
+        chart, asked = argv[2].rpartition("/")[2], argv[argv.index("--version") + 1]
         folder = Path(argv[argv.index("--untardir") + 1]) / chart
         assert not folder.exists(), "helm refuses to untar over an existing folder"
         (folder / "charts").mkdir(parents=True)
