@@ -127,11 +127,15 @@ viz = Viz(
         prometheus_url=settings.linkerd.prometheus_url,
         grafana_external_url=plan.url("grafana") if settings.grafana.enabled else "",
         jaeger_url=tracing_at.jaeger_query_host if tracing_at else "",
+        proxy_config=mesh.proxy_config,
     ),
     opts=on_cluster,
 )
 
-# --- Tracing, logs, dashboards (in parallel once the control plane is ready) -----------------
+# --- Tracing, logs, dashboards -----------------------------------------------------------------
+# Meshed workloads start once viz is ready (its tap-injector must see their pods) and carry the
+# digest of what their proxies are injected with, so a change in it rolls them in this `up`.
+# Logs wait for nothing.
 tracing = (
     Tracing(
         "tracing",
@@ -140,6 +144,8 @@ tracing = (
             settings=settings.tracing,
             cluster_domain=settings.cluster_domain,
             control_plane=mesh.control_plane,
+            viz_chart=viz.chart,
+            proxy_config=mesh.proxy_config,
         ),
         opts=on_cluster,
     )
@@ -168,6 +174,7 @@ grafana = (
             cluster_domain=settings.cluster_domain,
             control_plane=mesh.control_plane,
             viz_chart=viz.chart,
+            proxy_config=mesh.proxy_config,
             prometheus_url=viz.prometheus_url,
             bundled_prometheus=not settings.linkerd.prometheus_url,
             loki_url=logging.query_url if logging else None,
@@ -201,6 +208,8 @@ app = (
             cluster_domain=settings.cluster_domain,
             prometheus_namespace=settings.linkerd.prometheus_scraper[0],
             prometheus_service_account=settings.linkerd.prometheus_scraper[1],
+            viz_chart=viz.chart,
+            proxy_config=mesh.proxy_config,
         ),
         opts=on_cluster,
     )

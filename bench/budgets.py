@@ -13,8 +13,10 @@ DEV_CPU_REQUEST_M = 2000
 DEV_MEMORY_REQUEST_B = 3 * GI
 
 # --- Readiness stages (tests) ----------------------------------------------------------------
-# CRDs → control plane → everything else in parallel (README, "Readiness stages").
-MAX_READINESS_STAGES = 3
+# CRDs → control plane → viz → the stack's meshed workloads (README, "Readiness stages"). The
+# fourth stage is the price of tap: viz's tap-injector only enables tap on pods created after it
+# answers, so the collector, Jaeger, Grafana and emojivoto start once viz is ready.
+MAX_READINESS_STAGES = 4
 
 # --- Dependencies between components (tests) -------------------------------------------------
 # Component `<Name>` (the last part of its `meshstack:<module>:<Name>` type) → the components
@@ -27,7 +29,11 @@ ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
         "Identity": "viz's tap webhook certificates",
         "Mesh": "viz pods are meshed and viz creates policy resources",
     },
-    "Tracing": {"Mesh": "the collector and Jaeger are meshed (injected at creation)"},
+    "Tracing": {
+        "Mesh": "the collector and Jaeger are meshed (injected at creation)",
+        "Viz": "their pods start after viz's tap-injector, which enables tap at creation",
+        "Identity": "the pods' proxy-config digest includes the trust anchors",
+    },
     # Not meshed (components/logging.py): Loki and Alloy wait for nothing of the stack's.
     "Logging": {},
     "Grafana": {
@@ -35,8 +41,13 @@ ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
         "Viz": "queries viz's Prometheus",
         "Logging": "queries Loki",
         "Tracing": "queries Jaeger",
+        "Identity": "the pod's proxy-config digest includes the trust anchors",
     },
-    "Emojivoto": {"Mesh": "meshed, default-deny, policy resources"},
+    "Emojivoto": {
+        "Mesh": "meshed, default-deny, policy resources",
+        "Viz": "its pods start after viz's tap-injector, which enables tap at creation",
+        "Identity": "the pods' proxy-config digest includes the trust anchors",
+    },
     "Onboarding": {"Mesh": "team namespaces are injected, and hold policy resources"},
     "Exposure": {
         "Viz": "fronts the dashboard",

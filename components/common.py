@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -63,12 +63,15 @@ def meshed_namespace(
     control_plane: pulumi.Resource,
     default_deny: bool = False,
     retain_on_delete: bool = False,
+    extensions: Sequence[pulumi.Resource] = (),
 ) -> k8s.core.v1.Namespace:
     """A namespace whose pods are meshed, created only once the control plane is ready.
 
     The proxy injector's failure policy is `Ignore` in dev: a pod created before the injector
     answers starts without a proxy, silently. Everything that takes its namespace name from
-    this resource waits for the control plane too.
+    this resource waits for the control plane too, and for `extensions`: mesh extensions whose
+    own injectors must see the pods too (viz's tap-injector enables tap only on pods created
+    after it answers; earlier ones stay untappable until restarted).
     """
     labels, annotations = meshed_namespace_metadata(default_deny)
     return namespace(
@@ -77,7 +80,7 @@ def meshed_namespace(
         parent,
         labels,
         annotations,
-        depends_on=[control_plane],
+        depends_on=[control_plane, *extensions],
         retain_on_delete=retain_on_delete,
     )
 

@@ -33,6 +33,7 @@ import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions, viz
 from components.config import DNS_LABEL, EmojivotoSettings
+from components.mesh import PROXY_CONFIG_ANNOTATION
 from components.onboarding import (
     VIZ_PROMETHEUS_SERVICE_ACCOUNT,
     PolicySet,
@@ -212,9 +213,17 @@ def _probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
 
 
 def pod_template(
-    workload: Workload, profile: str, cluster_domain: str, oc_agent_host: str
+    workload: Workload,
+    profile: str,
+    cluster_domain: str,
+    oc_agent_host: str,
+    proxy_config: pulumi.Input[str] | None = None,
 ) -> dict[str, Any]:
-    """The Deployment's pod template, as a plain Kubernetes dict."""
+    """The Deployment's pod template, as a plain Kubernetes dict.
+
+    `proxy_config` (`Mesh.proxy_config`) is set as a pod annotation, so the pods roll when
+    what their Linkerd proxy is injected with changes.
+    """
     container: dict[str, Any] = {
         "name": workload.app,
         "image": image(workload),
@@ -237,8 +246,11 @@ def pod_template(
         path, port = workload.probe
         container["readinessProbe"] = _probe(path, port, period=5, failures=3)
         container["livenessProbe"] = _probe(path, port, period=10, failures=6)
+    metadata: dict[str, Any] = {"labels": labels(workload)}
+    if proxy_config is not None:
+        metadata["annotations"] = {PROXY_CONFIG_ANNOTATION: proxy_config}
     return {
-        "metadata": {"labels": labels(workload)},
+        "metadata": metadata,
         "spec": {
             "serviceAccountName": workload.name,
             # No Kubernetes API calls; Linkerd mounts its own projected token for identity.
@@ -251,13 +263,18 @@ def pod_template(
 
 
 def deployment_spec(
-    workload: Workload, replicas: int, profile: str, cluster_domain: str, oc_agent_host: str
+    workload: Workload,
+    replicas: int,
+    profile: str,
+    cluster_domain: str,
+    oc_agent_host: str,
+    proxy_config: pulumi.Input[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "replicas": replicas,
         # Selectors are immutable: only the label that never changes.
         "selector": {"matchLabels": {"app": workload.app}},
-        "template": pod_template(workload, profile, cluster_domain, oc_agent_host),
+        "template": pod_template(workload, profile, cluster_domain, oc_agent_host, proxy_config),
     }
 
 
@@ -366,6 +383,12 @@ class EmojivotoArgs:
     """Identity allowed to scrape metrics. Default: viz's bundled Prometheus (`prometheus`)."""
     prometheus_namespace: str = viz.NAMESPACE
     """Namespace of `prometheus_service_account`. Default: linkerd-viz."""
+    viz_chart: pulumi.Resource | None = None
+    """The linkerd-viz chart: the namespace waits for it too, so the pods start after viz's
+    tap-injector and can be tapped. Default: none, no wait (and no tap until restarted)."""
+    proxy_config: pulumi.Input[str] | None = None
+    """A digest of what proxies are injected with (`Mesh.proxy_config`): set on every pod
+    template, so a change rolls the Deployments in the same `up`. Default: none."""
 
 
 class Emojivoto(pulumi.ComponentResource):
@@ -389,7 +412,12 @@ class Emojivoto(pulumi.ComponentResource):
 
         # Everything below takes the namespace name from here, so it all waits too.
         ns = common.meshed_namespace(
-            NAMESPACE, f"{name}-namespace", self, args.control_plane, default_deny=True
+            NAMESPACE,
+            f"{name}-namespace",
+            self,
+            args.control_plane,
+            default_deny=True,
+            extensions=[args.viz_chart] if args.viz_chart is not None else [],
         )
         ns_name = ns.metadata.name
 
@@ -453,7 +481,12 @@ class Emojivoto(pulumi.ComponentResource):
                 spec=cast(
                     k8s.apps.v1.DeploymentSpecArgsDict,
                     deployment_spec(
-                        w, replicas, args.profile, args.cluster_domain, args.oc_agent_host
+                        w,
+                        replicas,
+                        args.profile,
+                        args.cluster_domain,
+                        args.oc_agent_host,
+                        args.proxy_config,
                     ),
                 ),
                 # The ServiceAccount must exist before a pod can be admitted; the policy so

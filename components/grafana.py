@@ -20,6 +20,7 @@ import pulumi_random as random
 from components import common, dashboards, sizing, versions, viz
 from components import logging as logs
 from components.config import GrafanaSettings
+from components.mesh import PROXY_CONFIG_ANNOTATION
 
 # --- Names -----------------------------------------------------------------------------------
 # Pinned in the values (`fullnameOverride`, `serviceAccount.name`, `service.*`), so these stay
@@ -332,13 +333,17 @@ class GrafanaArgs:
     """The Linkerd control-plane chart: Grafana is meshed, so it must start after the proxy
     injector is ready."""
     viz_chart: pulumi.Resource
-    """The linkerd-viz chart: the Prometheus AuthorizationPolicy targets its Server."""
+    """The linkerd-viz chart: the Prometheus AuthorizationPolicy targets its Server, and the
+    namespace waits for it, so the pod starts after viz's tap-injector and can be tapped."""
     prometheus_url: pulumi.Input[str]
     """The Prometheus with Linkerd's metrics (viz's own or an external one)."""
     root_url: str
     """The URL users open Grafana at; links and redirects are built from it."""
     cluster_domain: str = "cluster.local"
     """Default: cluster.local. The cluster's DNS domain."""
+    proxy_config: pulumi.Input[str] | None = None
+    """A digest of what proxies are injected with (`Mesh.proxy_config`): a pod annotation, so
+    a change rolls Grafana in the same `up`. Default: none."""
     bundled_prometheus: bool = True
     """Default: true, viz runs its own Prometheus, which only answers authorized clients, so an
     AuthorizationPolicy for Grafana is created. False for an external Prometheus."""
@@ -374,7 +379,9 @@ class Grafana(pulumi.ComponentResource):
         super().__init__("meshstack:observability:Grafana", name, None, opts)
 
         # Meshed: viz's Prometheus only answers Grafana's mTLS identity.
-        ns = common.meshed_namespace(NAMESPACE, f"{name}-namespace", self, args.control_plane)
+        ns = common.meshed_namespace(
+            NAMESPACE, f"{name}-namespace", self, args.control_plane, extensions=[args.viz_chart]
+        )
 
         # --- Admin credentials ---
         password = random.RandomPassword(
@@ -431,9 +438,9 @@ class Grafana(pulumi.ComponentResource):
 
         # --- Access to viz's Prometheus ---
         if args.bundled_prometheus:
-            # Not a dependency of the chart: Grafana starts in parallel with viz (an up stays
-            # at three readiness stages) and its queries succeed once the policy exists; the
-            # alert rules' 5m pending period covers that start-up window.
+            # Not a dependency of the chart: the policy only needs to exist before Grafana's
+            # first query, not before its pod (the alert rules' 5m pending period covers the
+            # moments in between).
             k8s.apiextensions.CustomResource(
                 f"{name}-prometheus-authz",
                 api_version="policy.linkerd.io/v1alpha1",
@@ -460,6 +467,8 @@ class Grafana(pulumi.ComponentResource):
         )
         if webhook_digest is not None:
             values["podAnnotations"]["meshstack.io/alert-webhook-sha256"] = webhook_digest
+        if args.proxy_config is not None:
+            values["podAnnotations"][PROXY_CONFIG_ANNOTATION] = args.proxy_config
         self.chart = common.chart(
             f"{name}-chart",
             versions.GRAFANA,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi.output import UNKNOWN, contains_unknowns
 
 from components import common, sizing, versions
 from components.identity import Webhook, WebhookCert
@@ -142,6 +146,60 @@ def control_plane_values(
     return values
 
 
+# --- What every injected proxy is made of -----------------------------------------------------
+# The proxy injector builds each proxy from the control plane's values, as the chart writes them
+# into the `linkerd-config` ConfigMap, and from the trust roots, both read at every admission
+# (linkerd2 controller/proxy-injector/webhook.go:43-52), and stamps the Linkerd version
+# (pkg/inject/inject.go:1289-1293). Running proxies never pick up a change: only new pods do.
+
+# Of the values this stack passes, those that reach the proxy. The rest configure the control
+# plane's own pods (replicas, controller resources, webhooks) or, like the issuer certificate,
+# change nothing a proxy holds: proxies fetch their certificates from identity at run time, and
+# only the trust anchors are baked in.
+PROXY_VALUE_KEYS = (
+    "clusterDomain",
+    "identityTrustDomain",
+    "identityTrustAnchorsPEM",
+    "proxy",
+    "proxyInit",
+)
+# The pod-template annotation carrying `proxy_config_digest`: a new value is a new pod template,
+# so the workload rolls, and its new pods get the new proxy.
+PROXY_CONFIG_ANNOTATION = "meshstack.io/proxy-config"
+# The same digest as an env var, for a chart with no pod annotations value (Jaeger's).
+PROXY_CONFIG_ENV = "MESHSTACK_PROXY_CONFIG_SHA256"
+# What the digest reads in a preview where part of it is not known yet (a trust anchor created
+# or replaced by this very `up`). Any such change rolls every proxy anyway; a known placeholder
+# keeps the charts that carry it renderable in that preview, where an unknown value would
+# leave them with no objects to show.
+PROXY_CONFIG_PENDING = "pending"
+
+
+def proxy_config(values: Mapping[str, Any], linkerd_version: str) -> dict[str, Any]:
+    """What the proxies are injected with: the Linkerd version and `PROXY_VALUE_KEYS` of the
+    control-plane values (trust anchors, tracing, resources, ...). Pure."""
+    return {
+        "linkerdVersion": linkerd_version,
+        **{key: values[key] for key in PROXY_VALUE_KEYS if key in values},
+    }
+
+
+def config_digest(config: Any) -> str:
+    """A SHA-256 of a resolved config, stable across runs (keys sorted), or
+    `PROXY_CONFIG_PENDING` while part of it is unknown (previews only)."""
+    if config is UNKNOWN or contains_unknowns(config):
+        return PROXY_CONFIG_PENDING
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def proxy_config_digest(config: Mapping[str, Any]) -> pulumi.Output[str]:
+    """`config_digest` of `config`, whose values may be Outputs (the trust anchors)."""
+    # run_with_unknowns: the digest is computed in a preview too, with a placeholder for what
+    # is not known yet, instead of being unknown itself (see PROXY_CONFIG_PENDING).
+    return pulumi.Output.from_input(config).apply(config_digest, run_with_unknowns=True)
+
+
 @dataclass
 class MeshArgs:
     profile: str
@@ -175,11 +233,14 @@ class Mesh(pulumi.ComponentResource):
     injector's failure policy is `Ignore` in dev, so pods created before it is ready would
     silently run without a proxy.
 
-    Outputs: `namespace`, `trust_domain`.
+    Outputs: `namespace`, `trust_domain`, and `proxy_config`: a digest of what every proxy
+    is injected with (`proxy_config()`), which the stack's meshed workloads carry in their pod
+    templates so that a change rolls them in the same `up`.
     """
 
     namespace: pulumi.Output[str]
     trust_domain: pulumi.Output[str]
+    proxy_config: pulumi.Output[str]
     crds: k8s.helm.v4.Chart
     control_plane: k8s.helm.v4.Chart
 
@@ -221,21 +282,22 @@ class Mesh(pulumi.ComponentResource):
             {"installGatewayAPI": False},
             self,
         )
+        values = control_plane_values(
+            args.profile,
+            args.cluster_domain,
+            args.trust_anchor_pem,
+            args.issuer_mode,
+            args.issuer_cert_pem,
+            args.issuer_key_pem,
+            args.webhook_certs,
+            args.tracing,
+        )
         self.control_plane = common.chart(
             f"{name}-control-plane",
             versions.LINKERD_CONTROL_PLANE,
             "linkerd-control-plane",
             ns.metadata.name,
-            control_plane_values(
-                args.profile,
-                args.cluster_domain,
-                args.trust_anchor_pem,
-                args.issuer_mode,
-                args.issuer_cert_pem,
-                args.issuer_key_pem,
-                args.webhook_certs,
-                args.tracing,
-            ),
+            values,
             self,
             # The control plane creates policy resources whose CRDs the CRD chart installs, and
             # its policy controller only watches Gateway API kinds that exist when it starts.
@@ -245,4 +307,13 @@ class Mesh(pulumi.ComponentResource):
 
         self.namespace = ns.metadata.name
         self.trust_domain = pulumi.Output.from_input(args.cluster_domain)
-        self.register_outputs({"namespace": self.namespace, "trust_domain": self.trust_domain})
+        self.proxy_config = proxy_config_digest(
+            proxy_config(values, versions.LINKERD_CONTROL_PLANE.version)
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "trust_domain": self.trust_domain,
+                "proxy_config": self.proxy_config,
+            }
+        )

@@ -37,8 +37,10 @@ Operations:
   `tracing` namespace while Badger is on, because deleting a namespace deletes every claim in
   it. Both must be adopted before the next `pulumi up` on the same cluster (`pulumi import`,
   README "Clean up"), since the provider refuses to create an object that already exists.
-- Linkerd bakes the collector address into each proxy at injection: restart meshed workloads
-  after turning tracing on or changing the address.
+- Linkerd bakes the collector address into each proxy at injection: the stack's own meshed
+  workloads carry a digest of the proxy configuration in their pod templates and roll in the
+  same `up` (`Mesh.proxy_config`); other meshed workloads must be restarted after turning
+  tracing on or changing the address.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions
 from components.config import TracingSettings
+from components.mesh import PROXY_CONFIG_ANNOTATION, PROXY_CONFIG_ENV
 
 # --- Names and ports (single source for the chart values and for `addresses()`) ------------
 
@@ -301,8 +304,17 @@ def _port(number: int, app_protocol: str = "") -> dict[str, Any]:
     return port
 
 
-def collector_values(profile: str, open_census: bool, cluster_domain: str) -> dict[str, Any]:
-    """Values for the opentelemetry-collector chart. Pure: the same inputs give the same dict."""
+def collector_values(
+    profile: str,
+    open_census: bool,
+    cluster_domain: str,
+    proxy_config: pulumi.Input[str] | None = None,
+) -> dict[str, Any]:
+    """Values for the opentelemetry-collector chart. Pure: the same inputs give the same dict.
+
+    `proxy_config` (`Mesh.proxy_config`) becomes a pod annotation: the pods roll when what
+    their Linkerd proxy is injected with changes.
+    """
     repository, tag, command = collector_image(open_census)
     ports: dict[str, Any] = {
         "otlp": _port(OTLP_GRPC_PORT, "grpc"),
@@ -345,6 +357,8 @@ def collector_values(profile: str, open_census: bool, cluster_domain: str) -> di
     }
     if profile == "prod":
         values["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
+    if proxy_config is not None:
+        values["podAnnotations"] = {PROXY_CONFIG_ANNOTATION: proxy_config}
     return values
 
 
@@ -432,8 +446,14 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def jaeger_values(profile: str, settings: TracingSettings) -> dict[str, Any]:
-    """Values for the jaeger chart (v2, all-in-one). Pure: the same inputs give the same dict."""
+def jaeger_values(
+    profile: str, settings: TracingSettings, proxy_config: pulumi.Input[str] | None = None
+) -> dict[str, Any]:
+    """Values for the jaeger chart (v2, all-in-one). Pure: the same inputs give the same dict.
+
+    `proxy_config` (`Mesh.proxy_config`) rolls the pod when what its Linkerd proxy is injected
+    with changes.
+    """
     userconfig = jaeger_userconfig(
         settings.storage, settings.span_ttl_hours, MEMORY_MAX_TRACES[profile]
     )
@@ -454,6 +474,10 @@ def jaeger_values(profile: str, settings: TracingSettings) -> dict[str, Any]:
         # a new hash changes the pod template and rolls it.
         "extraEnv": [{"name": "MESHSTACK_USERCONFIG_SHA256", "value": config_hash(userconfig)}],
     }
+    if proxy_config is not None:
+        # The all-in-one Deployment takes no pod annotations (jaeger-deploy.yaml hard-codes
+        # them), and a 64-character digest is too long for a label value: an env var it is.
+        jaeger["extraEnv"].append({"name": PROXY_CONFIG_ENV, "value": proxy_config})
     if settings.storage == "badger":
         jaeger["extraVolumes"] = [
             {"name": BADGER_VOLUME, "persistentVolumeClaim": {"claimName": JAEGER_BADGER_CLAIM}}
@@ -481,6 +505,12 @@ class TracingArgs:
     `jaeger` memory limit in components.sizing; check it under real load."""
     cluster_domain: str = "cluster.local"
     """Default: cluster.local. The addresses handed to Linkerd and the apps are names in it."""
+    viz_chart: pulumi.Resource | None = None
+    """The linkerd-viz chart: the namespace waits for it too, so the pods start after viz's
+    tap-injector and can be tapped. Default: none, no wait (and no tap until restarted)."""
+    proxy_config: pulumi.Input[str] | None = None
+    """A digest of what proxies are injected with (`Mesh.proxy_config`): set on both pod
+    templates, so a change rolls them in the same `up`. Default: none."""
 
 
 class Tracing(pulumi.ComponentResource):
@@ -517,6 +547,7 @@ class Tracing(pulumi.ComponentResource):
             args.control_plane,
             # The Badger claim is kept on destroy, and it only survives if its namespace does.
             retain_on_delete=args.settings.storage == "badger",
+            extensions=[args.viz_chart] if args.viz_chart is not None else [],
         )
 
         jaeger_deps: list[pulumi.Resource] = []
@@ -557,7 +588,7 @@ class Tracing(pulumi.ComponentResource):
             versions.JAEGER,
             JAEGER_RELEASE,
             ns.metadata.name,
-            jaeger_values(args.profile, args.settings),
+            jaeger_values(args.profile, args.settings, args.proxy_config),
             self,
             depends_on=jaeger_deps,
         )
@@ -566,7 +597,9 @@ class Tracing(pulumi.ComponentResource):
             versions.OTEL_COLLECTOR,
             COLLECTOR_RELEASE,
             ns.metadata.name,
-            collector_values(args.profile, args.settings.open_census, args.cluster_domain),
+            collector_values(
+                args.profile, args.settings.open_census, args.cluster_domain, args.proxy_config
+            ),
             self,
         )
 

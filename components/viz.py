@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions
 from components.identity import Webhook, WebhookCert
+from components.mesh import PROXY_CONFIG_ANNOTATION
 
 NAMESPACE = "linkerd-viz"
 # Service and port of the dashboard (viz `web.yaml`) and of the bundled Prometheus.
@@ -70,8 +71,13 @@ def viz_values(
     prometheus_url: str,
     grafana_external_url: str,
     jaeger_url: str,
+    proxy_config: pulumi.Input[str] | None = None,
 ) -> dict[str, Any]:
-    """Values for linkerd-viz. Pure: the same inputs give the same dict."""
+    """Values for linkerd-viz. Pure: the same inputs give the same dict.
+
+    `proxy_config` (the control plane's `Mesh.proxy_config`) goes on every viz pod template, so
+    a change in what proxies are injected with rolls them.
+    """
     component = sizing.size(profile, "viz-component").linkerd()
     proxy = {"resources": sizing.size(profile, "linkerd-proxy").linkerd()}
     values: dict[str, Any] = {
@@ -104,6 +110,10 @@ def viz_values(
         values["grafana"] = {"externalUrl": grafana_external_url}
     if jaeger_url:
         values["jaegerUrl"] = jaeger_url
+    if proxy_config is not None:
+        # Read by every viz workload's pod template (web, metrics-api, tap, tap-injector,
+        # prometheus), though declared in no values.yaml.
+        values["podAnnotations"] = {PROXY_CONFIG_ANNOTATION: proxy_config}
     if profile == "prod":
         # Upstream values-ha.yaml.
         values |= {"enablePodAntiAffinity": True, "enablePodDisruptionBudget": True}
@@ -132,6 +142,9 @@ class VizArgs:
     jaeger_url: str = ""
     """Jaeger's `host:port` for the dashboard's trace links (viz proxies to it; no scheme).
     Default: none, no links."""
+    proxy_config: pulumi.Input[str] | None = None
+    """A digest of what proxies are injected with (`Mesh.proxy_config`), set on viz's pod
+    templates so they roll when it changes. Default: none."""
 
 
 class Viz(pulumi.ComponentResource):
@@ -172,6 +185,7 @@ class Viz(pulumi.ComponentResource):
                 args.prometheus_url,
                 args.grafana_external_url,
                 args.jaeger_url,
+                args.proxy_config,
             ),
             self,
             depends_on=[args.control_plane],

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from components import logging as logs
+from components import mesh
 from policy import rules
 from tests.charts import (
     VARIANTS,
@@ -723,6 +724,27 @@ def test_the_dashboard_answers_the_host_users_reach_it_by(s: Stack) -> None:
     if mode in ("nodePort", "loadBalancer"):
         # A kind node's address, as the browser sends it.
         assert pattern.match("172.18.0.2:30084")
+
+
+# --- The data plane follows the control plane -----------------------------------------------
+
+
+def test_every_pod_the_stack_runs_meshed_is_built_with_the_digest_of_what_proxies_get(
+    s: Stack,
+) -> None:
+    """A change in what the injector gives proxies must change every pod template the stack owns
+    in a meshed namespace, or those pods keep their old proxies until someone restarts them."""
+    cp = s.graph.charts()["linkerd-control-plane"].inputs
+    want = mesh.config_digest(mesh.proxy_config(cp["values"], cp["version"]))
+    meshed = [
+        w for w in workloads(s) if w.namespace in ("linkerd-viz", "tracing", "grafana", "emojivoto")
+    ]
+    assert len(meshed) >= 5
+    for w in meshed:
+        annotations = (w.pod.get("metadata") or {}).get("annotations") or {}
+        env = {e["name"]: e.get("value") for c in w.containers() for e in c.get("env") or []}
+        carried = annotations.get(mesh.PROXY_CONFIG_ANNOTATION, env.get(mesh.PROXY_CONFIG_ENV))
+        assert carried == want, f"{w.name}: {carried!r}, expected the digest {want}"
 
 
 # --- Storage ---------------------------------------------------------------------------------
