@@ -281,3 +281,8 @@ pulumi.export(
     },
 )
 pulumi.export("teamNamespaces", onboarding.namespaces)
+# The size of each volume asked for ("" without one): the next `up` compares the config with it
+# and refuses what the cluster could not carry out (a changed Loki size, a smaller Badger one).
+_volumes = cfg.volume_sizes(settings)
+pulumi.export(cfg.LOKI_STORAGE_OUTPUT, _volumes[cfg.LOKI_STORAGE_OUTPUT])
+pulumi.export(cfg.JAEGER_STORAGE_OUTPUT, _volumes[cfg.JAEGER_STORAGE_OUTPUT])

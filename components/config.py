@@ -436,6 +436,7 @@ def parse_settings(
         teams=_onboarding(r, values["onboarding"] or {}),
     )
     _cross_checks(r, settings)
+    _check_volumes(r, settings, previous or {})
     _check_trust_anchor(r, settings, now or datetime.datetime.now(datetime.UTC))
     if r.errors:
         raise ConfigError("\n".join(r.errors))
@@ -844,6 +845,70 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
             "loadBalancer",
             "the dev profile exposes nothing publicly; use nodePort or port-forward, "
             "or set profile to prod",
+        )
+
+
+# --- Volumes that already exist --------------------------------------------------------------
+# A claim is sized when it is created; Kubernetes only ever grows it, and only where its
+# StorageClass allows expansion. The stack exports each volume's size, and refuses a change
+# that could not be carried out, before any resource.
+
+# Stack outputs (README "Outputs"): the size each volume was asked for, "" when there is none.
+LOKI_STORAGE_OUTPUT = "lokiStorageSize"
+JAEGER_STORAGE_OUTPUT = "jaegerStorageSize"
+_UNITS = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def storage_bytes(size: str) -> int:
+    """Bytes of a size `_STORAGE` accepts (`500Mi`, `10Gi`, `1Ti`)."""
+    return int(size[:-2]) * _UNITS[size[-2:]]
+
+
+def volume_sizes(s: Settings) -> dict[str, str]:
+    """The `*StorageSize` outputs for these settings: the size of each volume the stack asks
+    for, or "" when it has none (the feature off, or its data in memory or an emptyDir)."""
+    loki = s.logging.enabled and s.logging.persistence
+    badger = s.tracing.enabled and s.tracing.storage == "badger"
+    return {
+        LOKI_STORAGE_OUTPUT: s.logging.storage_size if loki else "",
+        JAEGER_STORAGE_OUTPUT: s.tracing.storage_size if badger else "",
+    }
+
+
+def _deployed_size(previous: Mapping[str, Any], output: str) -> str:
+    value = previous.get(output)
+    return value if isinstance(value, str) and _STORAGE.match(value) else ""
+
+
+def _check_volumes(r: _Reader, s: Settings, previous: Mapping[str, Any]) -> None:
+    """Sizes compared with the volumes the last update made (`previous`, its outputs)."""
+    now = volume_sizes(s)
+    loki_was = _deployed_size(previous, LOKI_STORAGE_OUTPUT)
+    loki = now[LOKI_STORAGE_OUTPUT]
+    if loki and loki_was and loki != loki_was:
+        # The loki chart sizes the claim through the StatefulSet's volumeClaimTemplates, which
+        # the API server refuses to change, so Pulumi would replace the StatefulSet; the claim
+        # (retained) would keep its size, and the chart's resize is a Helm hook the v4 Chart
+        # never runs.
+        r.fail(
+            "logging.storageSize",
+            loki,
+            f"Loki's volume `storage-loki-0` was created at {loki_was}, and a new size would "
+            f"only replace the Loki StatefulSet, never resize the claim; set it back to "
+            f"{loki_was}: `pulumi config set --path logging.storageSize {loki_was}`, and grow "
+            'the claim itself as README "Resize" shows',
+        )
+    badger_was = _deployed_size(previous, JAEGER_STORAGE_OUTPUT)
+    badger = now[JAEGER_STORAGE_OUTPUT]
+    if badger and badger_was and storage_bytes(badger) < storage_bytes(badger_was):
+        # The Badger claim is the stack's own: a larger size is an in-place update, which
+        # Kubernetes carries out where the StorageClass allows expansion. Smaller it refuses.
+        r.fail(
+            "tracing.storageSize",
+            badger,
+            f"the Badger volume `jaeger-badger` is {badger_was} and Kubernetes never shrinks "
+            f"a claim; set {badger_was} or more: "
+            f"`pulumi config set --path tracing.storageSize {badger_was}`",
         )
 
 

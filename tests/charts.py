@@ -72,7 +72,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                 "prometheusUrl": "https://prometheus.example.org",
                 "prometheusScraper": "monitoring/prometheus",
                 "identity": {"issuer": "pulumi"},
-            }
+            },
+            # A team namespace, whose default-deny admits that scraper too.
+            "onboarding": {"namespaces": [{"name": "team-a"}]},
         },
     ),
 }

@@ -31,6 +31,8 @@ CONTRACT: dict[str, bool] = {  # name → secret
     "grafanaAdminPassword": True,
     "namespaces": False,
     "teamNamespaces": False,
+    "lokiStorageSize": False,
+    "jaegerStorageSize": False,
 }
 
 
@@ -152,6 +154,7 @@ def test_outputs_stay_clean_when_features_are_off() -> None:
     assert g.error is None
     assert set(g.raw_outputs) == set(CONTRACT)
     assert g.outputs["tracing"] == {} and g.outputs["lokiPushUrl"] == ""
+    assert g.outputs["lokiStorageSize"] == "" and g.outputs["jaegerStorageSize"] == ""
     assert g.outputs["grafanaAdminPassword"] == ""
     assert is_secret(g.raw_outputs["grafanaAdminPassword"])
     assert set(g.outputs["namespaces"]) == {"linkerd", "viz"}
