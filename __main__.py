@@ -5,7 +5,7 @@ Deploys, in dependency order:
   pulumi-tls, and the viz dashboard (success rate, requests per second, latency);
 - tracing: an OpenTelemetry collector (OTLP, and OpenCensus for the demo app) feeding Jaeger v2;
 - logs and dashboards: Loki with Alloy on every node, Grafana wired to Prometheus, Loki and
-  Jaeger, with Linkerd dashboards and golden-metric alerts;
+  Jaeger, with Linkerd dashboards, golden-metric and certificate-expiry alerts;
 - the emojivoto demo app, meshed, traced and locked down by Linkerd authorization policy;
 - onboarded team namespaces, and the dashboards' exposure and URLs.
 
@@ -185,6 +185,7 @@ grafana = (
                 if settings.grafana.alert_webhook_url
                 else None
             ),
+            trust_anchor_pem=identity.trust_anchor_pem,
         ),
         opts=on_cluster,
     )

@@ -41,7 +41,8 @@ ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
         "Viz": "queries viz's Prometheus",
         "Logging": "queries Loki",
         "Tracing": "queries Jaeger",
-        "Identity": "the pod's proxy-config digest includes the trust anchors",
+        "Identity": "alerts on the trust anchor's expiry, read from the anchor; the pod's "
+        "proxy-config digest includes the trust anchors",
     },
     "Emojivoto": {
         "Mesh": "meshed, default-deny, policy resources",

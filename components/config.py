@@ -54,6 +54,14 @@ _INT_TEXT = re.compile(r"^-?[0-9]+$")
 _NUMBER_TEXT = re.compile(r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$")
 _BOOL_TEXT = {"true": True, "false": False}
 
+# The issuer's renewal window. pulumi-tls renews a certificate only when a `pulumi up` runs
+# inside it, and `linkerd check` warns from 60 days before expiry (linkerd2
+# pkg/issuercerts/issuercerts.go expirationWarningThresholdInDays): 90 days leaves a month of
+# weekly renew runs before that. A renewed issuer then serves at least 30 days before its own
+# window opens, or nearly every run would renew it again.
+MIN_EARLY_RENEWAL_HOURS = 24 * 90
+MIN_ISSUER_SERVICE_HOURS = 24 * 30
+
 # Namespaces the platform owns: onboarding one of them would hand a team the platform's policy.
 RESERVED_NAMESPACES = frozenset(
     {
@@ -106,7 +114,9 @@ class IdentitySettings:
     the issuer when `trust_anchor_pem` is set and the issuer is made by the stack."""
     trust_anchor_validity_hours: int = 87600
     issuer_validity_hours: int = 8760
-    issuer_early_renewal_hours: int = 720
+    issuer_early_renewal_hours: int = 2160
+    """Any `pulumi up` this close to the issuer's expiry renews it: 90 days, a month before
+    `linkerd check` warns."""
 
 
 @dataclass(frozen=True)
@@ -495,16 +505,19 @@ def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSett
             p,
             "issuerValidityHours",
             d.issuer_validity_hours,
-            _is_int(48, 24 * 365 * 5),
-            "expected hours between 48 and 43800 (5 years)",
+            _is_int(MIN_EARLY_RENEWAL_HOURS + MIN_ISSUER_SERVICE_HOURS, 24 * 365 * 5),
+            f"expected hours between {MIN_EARLY_RENEWAL_HOURS + MIN_ISSUER_SERVICE_HOURS} (the "
+            "90-day renewal window after 30 days of service) and 43800 (5 years)",
         ),
         issuer_early_renewal_hours=r.pick(
             ident,
             p,
             "issuerEarlyRenewalHours",
             d.issuer_early_renewal_hours,
-            _is_int(1, 24 * 365 * 5),
-            "expected hours between 1 and 43800",
+            _is_int(MIN_EARLY_RENEWAL_HOURS, 24 * 365 * 5),
+            f"expected hours between {MIN_EARLY_RENEWAL_HOURS} (90 days: `linkerd check` warns "
+            "from 60 days before expiry, and only a `pulumi up` inside the window renews) and "
+            "43800",
         ),
     )
     prometheus_url = r.pick(
@@ -785,11 +798,23 @@ def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]
 def _cross_checks(r: _Reader, s: Settings) -> None:
     """Rules that tie keys together."""
     ident = s.linkerd.identity
-    if ident.issuer_early_renewal_hours >= ident.issuer_validity_hours:
+    early, validity = ident.issuer_early_renewal_hours, ident.issuer_validity_hours
+    # A value already reported stands in as its default here; one line about it is enough.
+    lifetimes = ("issuerEarlyRenewalHours", "issuerValidityHours")
+    reported = any(
+        e.startswith(f"{PROJECT}:linkerd.identity.{k}:") for e in r.errors for k in lifetimes
+    )
+    if not reported and validity - early < MIN_ISSUER_SERVICE_HOURS:
+        # issuerValidityHours' own floor leaves room for the shortest window, so lowering this
+        # one always fixes it.
         r.fail(
             "linkerd.identity.issuerEarlyRenewalHours",
-            ident.issuer_early_renewal_hours,
-            f"must be shorter than issuerValidityHours ({ident.issuer_validity_hours})",
+            early,
+            f"with linkerd.identity.issuerValidityHours {validity} the issuer would serve "
+            f"{max(validity - early, 0)}h before renewal starts, under the "
+            f"{MIN_ISSUER_SERVICE_HOURS}h (30 days) a renewed issuer must serve; lower it to "
+            f"{validity - MIN_ISSUER_SERVICE_HOURS} or less, or raise "
+            f"linkerd.identity.issuerValidityHours to {early + MIN_ISSUER_SERVICE_HOURS} or more",
         )
     if ident.issuer_validity_hours >= ident.trust_anchor_validity_hours:
         r.fail(
@@ -1006,9 +1031,11 @@ def _anchor_certificate(r: _Reader, s: Settings, now: datetime.datetime) -> x509
         left = int((end - now).total_seconds() // 3600)
         if left < hours:
             # Proxies stop trusting the issuer the moment the anchor above it expires.
+            # No shorter than the renewal window plus a month of service (`_cross_checks`).
+            shortest = ident.issuer_early_renewal_hours + MIN_ISSUER_SERVICE_HOURS
             fix = (
                 f"lower linkerd.identity.issuerValidityHours to {left} or less, or "
-                if left >= 48
+                if left >= shortest
                 else ""
             )
             bad(

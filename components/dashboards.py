@@ -5,11 +5,15 @@ Both read Linkerd's proxy metrics as viz's Prometheus stores them: `request_tota
 `namespace` and `deployment` of the pod that served the request (`direction="inbound"`). The
 queries are built once here, so the dashboard and the alerts always measure the same thing.
 
+The certificate alerts read the identity controller's `issuer_cert_ttl_seconds` for the issuer
+and, Linkerd having no metric for it, the trust anchor's expiry as the stack knows it.
+
 Nothing here is copied from an upstream dashboard: the JSON is written for this stack.
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 # --- Queries ---------------------------------------------------------------------------------
@@ -248,12 +252,21 @@ def _rule(
     evaluator: str,
     threshold: float,
     datasource_uid: str,
-    panel_id: int,
+    panel_id: int | None,
     summary: str,
+    *,
+    severity: str = "warning",
+    pending: str = ALERT_WINDOW,
+    no_data: str = "OK",
+    description: str = "",
 ) -> dict[str, Any]:
-    """A rule of three steps: query (A), reduce to one number per series (B), threshold (C)."""
+    """A rule of three steps: query (A), reduce to one number per series (B), threshold (C).
+
+    `panel_id` links the rule to a golden-metrics panel (None: no panel shows it). `no_data`:
+    the state when the query returns nothing (`OK`, or `NoData` to raise Grafana's own alert).
+    """
     expr_ds = {"type": "__expr__", "uid": "__expr__"}
-    return {
+    rule: dict[str, Any] = {
         "uid": uid,
         "title": title,
         "condition": "C",
@@ -299,13 +312,18 @@ def _rule(
         ],
         "dashboardUid": GOLDEN_METRICS_UID,
         "panelId": panel_id,
-        "for": ALERT_WINDOW,
+        "for": pending,
         # No traffic is not an outage; a broken query is surfaced as an error, not as a page.
-        "noDataState": "OK",
+        "noDataState": no_data,
         "execErrState": "Error",
-        "labels": {"severity": "warning", "source": "meshstack"},
+        "labels": {"severity": severity, "source": "meshstack"},
         "annotations": {"summary": summary},
     }
+    if panel_id is None:
+        del rule["dashboardUid"], rule["panelId"]
+    if description:
+        rule["annotations"]["description"] = description
+    return rule
 
 
 def alert_rules(
@@ -351,6 +369,123 @@ def alert_rules(
                 "rules": rules,
             }
         ],
+    }
+
+
+# --- Certificate expiry alerts ---------------------------------------------------------------
+
+CERTIFICATE_GROUP = "linkerd-certificates"
+ISSUER_WARNING_RULE_UID = "meshstack-issuer-expiry-warning"
+ISSUER_CRITICAL_RULE_UID = "meshstack-issuer-expiry-critical"
+ANCHOR_WARNING_RULE_UID = "meshstack-anchor-expiry-warning"
+ANCHOR_CRITICAL_RULE_UID = "meshstack-anchor-expiry-critical"
+# Days left. Warning where `linkerd check` starts warning (linkerd2
+# pkg/issuercerts/issuercerts.go: expirationWarningThresholdInDays = 60): the issuer gets there
+# only after a month of its 90-day renewal window went by without a successful `up`. Critical
+# with a month left, time enough to rotate an anchor by hand.
+EXPIRY_WARNING_DAYS = 60
+EXPIRY_CRITICAL_DAYS = 30
+# The identity controller's gauge: seconds until the issuer it loaded expires, 0 while it has
+# none (linkerd2 pkg/identity/service.go, registerCertExpirationMetrics). It is served on
+# identity's `ident-admin` port, which viz's Prometheus job `linkerd-controller` scrapes (every
+# `*admin` container port in the control plane's namespace).
+ISSUER_TTL_METRIC = "issuer_cert_ttl_seconds"
+# Lifetimes move by the day; a restarted identity reports 0 until it has read the issuer.
+CERTIFICATE_PENDING = "15m"
+DAY_SECONDS = 24 * 3600
+RENEW_HINT = (
+    "Any `pulumi up` in the issuer's last 90 days renews it: run the renew workflow or "
+    "`make up` (README, Renew certificates)."
+)
+ROTATE_HINT = "No `up` renews the trust anchor: rotate it (README, Rotate the trust anchor)."
+
+
+def issuer_days_left_query() -> str:
+    """Days until the identity issuer expires. `min`: every identity replica should hold the
+    same issuer, and the one that lags behind (or holds none) is the one that fails."""
+    return f"min({ISSUER_TTL_METRIC}) / {DAY_SECONDS}"
+
+
+def anchor_days_left_query(expires_at: int) -> str:
+    """Days until the trust anchor expires, from its notAfter (Unix seconds).
+
+    Linkerd exports no metric for the anchor (a TODO in pkg/identity/service.go), but the stack
+    knows the anchor it deploys, so its expiry is written into the query. `vector()` makes one
+    series that is always there: the rule never lacks data.
+    """
+    return f"(vector({expires_at}) - time()) / {DAY_SECONDS}"
+
+
+def certificate_alert_group(datasource_uid: str, anchor_expires_at: int | None) -> dict[str, Any]:
+    """A rule group: the identity issuer's and the trust anchor's remaining lifetime, each at
+    a warning and a critical threshold. Without `anchor_expires_at`, the issuer's only."""
+    days = '{{ printf "%.0f" $values.B.Value }} days'
+
+    def expiry(
+        uid: str, what: str, expr: str, limit: int, severity: str, hint: str, no_data: str
+    ) -> dict[str, Any]:
+        return _rule(
+            uid,
+            f"{what} expires in under {limit} days",
+            expr,
+            "lt",
+            limit,
+            datasource_uid,
+            None,
+            f"{what} expires in {days}{until} (threshold {limit} days).",
+            severity=severity,
+            pending=CERTIFICATE_PENDING,
+            no_data=no_data,
+            description=hint,
+        )
+
+    issuer, until = "The Linkerd identity issuer", ""
+    rules = [
+        # Without the gauge nothing watches the issuer (e.g. an external Prometheus that does not
+        # scrape the control plane): Grafana's own NoData alert says so, once.
+        expiry(
+            ISSUER_WARNING_RULE_UID,
+            issuer,
+            issuer_days_left_query(),
+            EXPIRY_WARNING_DAYS,
+            "warning",
+            RENEW_HINT,
+            "NoData",
+        ),
+        expiry(
+            ISSUER_CRITICAL_RULE_UID,
+            issuer,
+            issuer_days_left_query(),
+            EXPIRY_CRITICAL_DAYS,
+            "critical",
+            RENEW_HINT,
+            "OK",
+        ),
+    ]
+    if anchor_expires_at is not None:
+        end = datetime.datetime.fromtimestamp(anchor_expires_at, datetime.UTC)
+        anchor, until = "The mesh trust anchor", f", on {end:%Y-%m-%d %H:%M} UTC"
+        for uid, limit, severity in (
+            (ANCHOR_WARNING_RULE_UID, EXPIRY_WARNING_DAYS, "warning"),
+            (ANCHOR_CRITICAL_RULE_UID, EXPIRY_CRITICAL_DAYS, "critical"),
+        ):
+            rules.append(
+                expiry(
+                    uid,
+                    anchor,
+                    anchor_days_left_query(anchor_expires_at),
+                    limit,
+                    severity,
+                    ROTATE_HINT,
+                    "OK",
+                )
+            )
+    return {
+        "orgId": 1,
+        "name": CERTIFICATE_GROUP,
+        "folder": ALERT_FOLDER,
+        "interval": "5m",
+        "rules": rules,
     }
 
 

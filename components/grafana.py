@@ -1,4 +1,5 @@
-"""Grafana: datasources for metrics, logs and traces, Linkerd dashboards and golden-metric alerts.
+"""Grafana: datasources for metrics, logs and traces, Linkerd dashboards, and alerts on the golden
+metrics and on the mesh certificates' expiry.
 
 Grafana runs meshed in its own namespace, so viz's Prometheus (which only answers clients it
 authorizes) can be given Grafana's mesh identity. Everything Grafana shows is provisioned from
@@ -17,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import common, dashboards, sizing, versions, viz
+from components import common, dashboards, identity, sizing, versions, viz
 from components import logging as logs
 from components.config import GrafanaSettings
 from components.mesh import PROXY_CONFIG_ANNOTATION
@@ -209,13 +210,18 @@ def linkerd_dashboards() -> dict[str, Any]:
     }
 
 
-def alerting(settings: GrafanaSettings, webhook: bool) -> dict[str, Any]:
-    """Alert provisioning files: rules always; contact point and policy with a webhook."""
-    files = {
-        "rules.yaml": dashboards.alert_rules(
-            PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
-        )
-    }
+def alerting(
+    settings: GrafanaSettings, webhook: bool, trust_anchor_expires_at: int | None = None
+) -> dict[str, Any]:
+    """Alert provisioning files: rules always (golden metrics, and certificate expiry: the
+    trust anchor's too when its expiry is given); contact point and policy with a webhook."""
+    rules = dashboards.alert_rules(
+        PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
+    )
+    rules["groups"].append(
+        dashboards.certificate_alert_group(PROMETHEUS_UID, trust_anchor_expires_at)
+    )
+    files = {"rules.yaml": rules}
     if webhook:
         # A reference only: Grafana reads the URL from its environment, filled from a Secret.
         files["contactpoints.yaml"] = dashboards.contact_points(f"$__env{{{WEBHOOK_ENV}}}")
@@ -231,9 +237,19 @@ def grafana_values(
     loki_url: pulumi.Input[str] | None = None,
     jaeger_url: pulumi.Input[str] | None = None,
     webhook: bool = False,
+    trust_anchor_expires_at: int | pulumi.Output[int] | None = None,
 ) -> dict[str, Any]:
     """Values for the grafana-community `grafana` chart. Pure: the same inputs give the same
     dict, and nothing in it makes the chart generate a value (password, token, lookup)."""
+    alerting_files: Any
+    if isinstance(trust_anchor_expires_at, pulumi.Output):
+        # A generated anchor's expiry is known once it exists: the rules wait for it, and a
+        # rotated anchor changes them, which restarts Grafana (the chart's config checksum).
+        alerting_files = trust_anchor_expires_at.apply(
+            lambda at: helm_literal(alerting(settings, webhook, at))
+        )
+    else:
+        alerting_files = helm_literal(alerting(settings, webhook, trust_anchor_expires_at))
     init = sizing.k8s_resources(profile, "grafana-init")
     values: dict[str, Any] = {
         "fullnameOverride": SERVICE,
@@ -283,7 +299,7 @@ def grafana_values(
         },
         "dashboardProviders": {"dashboardproviders.yaml": dashboard_providers()},
         "dashboardsConfigMaps": {OWN_PROVIDER: DASHBOARDS_CONFIGMAP},
-        "alerting": helm_literal(alerting(settings, webhook)),
+        "alerting": alerting_files,
         "podAnnotations": {},
     }
     if settings.grafana_com_dashboards:
@@ -354,6 +370,9 @@ class GrafanaArgs:
     alert_webhook_url: pulumi.Input[str] | None = None
     """Default: none, alerts show in Grafana only. A secret: it is stored in a Kubernetes
     Secret and reaches Grafana through its environment, never through the chart values."""
+    trust_anchor_pem: pulumi.Input[str] | None = None
+    """Default: none, no trust-anchor expiry alerts. The trust anchor that signs the identity
+    issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
 
 
 class Grafana(pulumi.ComponentResource):
@@ -464,6 +483,11 @@ class Grafana(pulumi.ComponentResource):
             args.loki_url,
             args.jaeger_url,
             webhook,
+            (
+                pulumi.Output.from_input(args.trust_anchor_pem).apply(identity.expires_at)
+                if args.trust_anchor_pem is not None
+                else None
+            ),
         )
         if webhook_digest is not None:
             values["podAnnotations"]["meshstack.io/alert-webhook-sha256"] = webhook_digest

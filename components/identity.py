@@ -11,11 +11,22 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_tls as tls
+from cryptography import x509
 
-# Webhook certificates are short-lived compared to the anchor but renewed by any `up` in
-# the last month of their life; Kubernetes checks them on every admission call.
+# Renewal starts 90 days before expiry: `linkerd check` warns from 60 days
+# (linkerd2 pkg/issuercerts/issuercerts.go expirationWarningThresholdInDays), and pulumi-tls
+# renews only when a `pulumi up` runs inside the window (it plans a replacement once
+# `validity_end_time - early_renewal_hours` has passed), so the weekly renew workflow gets
+# about four chances before the first warning.
+EARLY_RENEWAL_HOURS = 24 * 90
+# Webhook certificates are short-lived compared to the anchor; Kubernetes checks them on every
+# admission call.
 WEBHOOK_VALIDITY_HOURS = 24 * 365
-WEBHOOK_EARLY_RENEWAL_HOURS = 24 * 30
+WEBHOOK_EARLY_RENEWAL_HOURS = EARLY_RENEWAL_HOURS
+# The webhooks' CA renews like its certificates. A renewed CA keeps its key (the key is a
+# resource of its own), so the API server's new caBundle still verifies the certificates pods
+# serve until they restart with new ones.
+WEBHOOK_CA_VALIDITY_HOURS = 24 * 365 * 10
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,8 @@ class IdentityArgs:
     """Default: ten years; rotating an anchor means re-issuing every proxy certificate."""
     issuer_validity_hours: int = 8760
     """Default: one year, as `linkerd install` does."""
-    issuer_early_renewal_hours: int = 720
-    """Default: 30 days before expiry, the window in which `linkerd check` starts warning."""
+    issuer_early_renewal_hours: int = EARLY_RENEWAL_HOURS
+    """Default: 90 days before expiry, a month before `linkerd check` starts warning."""
 
 
 class Identity(pulumi.ComponentResource):
@@ -141,7 +152,8 @@ class Identity(pulumi.ComponentResource):
             f"{name}-webhook-ca",
             private_key_pem=webhook_ca_key.private_key_pem,
             is_ca_certificate=True,
-            validity_period_hours=args.trust_anchor_validity_hours,
+            validity_period_hours=WEBHOOK_CA_VALIDITY_HOURS,
+            early_renewal_hours=WEBHOOK_EARLY_RENEWAL_HOURS,
             subject=tls.SelfSignedCertSubjectArgs(
                 common_name=pulumi.Output.concat("webhook.linkerd.", args.trust_domain)
             ),
@@ -198,4 +210,16 @@ def _private_key(name: str, opts: pulumi.ResourceOptions) -> tls.PrivateKey:
                 additional_secret_outputs=["privateKeyPem", "privateKeyPemPkcs8"]
             ),
         ),
+    )
+
+
+def expires_at(pem: str) -> int:
+    """When the first certificate of a PEM bundle to expire does, in Unix seconds.
+
+    Read from the certificates themselves, so a generated anchor, a shared one and a bundle
+    of old and new anchors (during a rotation) are read alike.
+    """
+    return min(
+        int(cert.not_valid_after_utc.timestamp())
+        for cert in x509.load_pem_x509_certificates(pem.encode())
     )

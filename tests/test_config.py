@@ -112,6 +112,14 @@ BAD: list[tuple[dict[str, Any], str]] = [
         "meshstack:linkerd.identity.issuerEarlyRenewalHours",
     ),
     (
+        {"linkerd": {"identity": {"issuerEarlyRenewalHours": 720}}},
+        "meshstack:linkerd.identity.issuerEarlyRenewalHours",
+    ),
+    (
+        {"linkerd": {"identity": {"issuerValidityHours": 2200}}},
+        "meshstack:linkerd.identity.issuerValidityHours",
+    ),
+    (
         {"linkerd": {"identity": {"trustAnchorPem": "not a cert"}}},
         "meshstack:linkerd.identity.trustAnchorPem",
     ),
@@ -400,3 +408,58 @@ def test_the_prod_stack_file_pins_a_context_that_is_not_the_laptop_cluster() -> 
     context = stack_config("prod")["kubeContext"]
     assert context and not context.startswith("kind-")
     assert stack_config("dev")["kubeContext"] == "kind-meshstack"
+
+
+# --- The issuer's renewal window --------------------------------------------------------------
+
+IDENTITY = "meshstack:linkerd.identity."
+
+
+@pytest.mark.parametrize(
+    ("identity", "key", "says"),
+    [
+        # Under 90 days: `linkerd check` warns from 60, and only an `up` in the window renews.
+        ({"issuerEarlyRenewalHours": 720}, "issuerEarlyRenewalHours", "between 2160 (90 days"),
+        ({"issuerEarlyRenewalHours": 2159}, "issuerEarlyRenewalHours", "between 2160 (90 days"),
+        # A window the whole lifetime long would renew the issuer on every run.
+        (
+            {"issuerEarlyRenewalHours": 8760},
+            "issuerEarlyRenewalHours",
+            "would serve 0h before renewal starts",
+        ),
+        (
+            {"issuerEarlyRenewalHours": 8400},
+            "issuerEarlyRenewalHours",
+            "lower it to 8040 or less, or raise linkerd.identity.issuerValidityHours to 9120",
+        ),
+        (
+            {"issuerValidityHours": 4000, "issuerEarlyRenewalHours": 3600},
+            "issuerEarlyRenewalHours",
+            "serve 400h before renewal starts, under the 720h (30 days) a renewed issuer must "
+            "serve; lower it to 3280 or less, or raise linkerd.identity.issuerValidityHours "
+            "to 4320 or more",
+        ),
+        # Too short for the shortest window plus a month of service.
+        ({"issuerValidityHours": 2200}, "issuerValidityHours", "between 2880 (the 90-day"),
+    ],
+)
+def test_an_issuer_renewal_window_that_starts_late_or_leaves_no_service_is_refused(
+    identity: dict[str, int], key: str, says: str
+) -> None:
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse({"linkerd": {"identity": identity}})
+    lines = str(caught.value).splitlines()
+    # One line, about the key at fault: a rejected value's default does not stand trial again.
+    assert len(lines) == 1 and lines[0].startswith(f"{IDENTITY}{key}:") and says in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"issuerValidityHours": 2880, "issuerEarlyRenewalHours": 2160},
+        {"issuerValidityHours": 8760, "issuerEarlyRenewalHours": 8040},
+    ],
+)
+def test_a_90_day_window_after_a_month_of_service_is_accepted(identity: dict[str, int]) -> None:
+    ident = parse({"linkerd": {"identity": identity}}).linkerd.identity
+    assert ident.issuer_validity_hours - ident.issuer_early_renewal_hours >= 720

@@ -11,7 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import dashboards, versions, viz
+from components import config as cfg
+from components import dashboards, identity, versions, viz
 from components import grafana as gf
 from components import logging as logs
 from components.config import GrafanaSettings
@@ -558,3 +559,111 @@ def test_every_child_is_named_after_the_component_and_parented_to_it(graph: Grap
         "grafana-prometheus-authz",
         "grafana-chart",
     }
+
+
+# --- Certificate expiry alerts ---------------------------------------------------------------
+
+# What the certificate rules rely on, as read in linkerd2 at the release the stack pins
+# (edge-26.8.3, chart 2026.8.3); read them again when versions.LINKERD_VERSION moves.
+LINKERD_READ_AT = "2026.8.3"
+# pkg/identity/service.go:157-161 (registerCertExpirationMetrics): the identity controller's
+# gauge of seconds until its issuer expires; the anchor has none (the TODO at :170).
+ISSUER_GAUGE = "issuer_cert_ttl_seconds"
+# pkg/issuercerts/issuercerts.go:22 (expirationWarningThresholdInDays): `linkerd check` warns.
+LINKERD_CHECK_WARNS_DAYS = 60
+ANCHOR_EXPIRES_AT = 2082758400  # 2036-01-01T00:00:00Z
+
+
+def certificate_rules(anchor_expires_at: int | None = ANCHOR_EXPIRES_AT) -> dict[str, Any]:
+    group = dashboards.certificate_alert_group(gf.PROMETHEUS_UID, anchor_expires_at)
+    return {r["uid"]: r for r in group["rules"]}
+
+
+def query(rule: dict[str, Any]) -> str:
+    return str(rule["data"][0]["model"]["expr"])
+
+
+ISSUER_RULES = (dashboards.ISSUER_WARNING_RULE_UID, dashboards.ISSUER_CRITICAL_RULE_UID)
+ANCHOR_RULES = (dashboards.ANCHOR_WARNING_RULE_UID, dashboards.ANCHOR_CRITICAL_RULE_UID)
+
+
+def test_the_issuer_rules_read_the_gauge_the_pinned_linkerd_exports() -> None:
+    assert versions.LINKERD_VERSION == LINKERD_READ_AT, (
+        f"Linkerd moved to {versions.LINKERD_VERSION}: check that its identity controller still "
+        f"exports {ISSUER_GAUGE} (pkg/identity/service.go) and `linkerd check` still warns at "
+        f"{LINKERD_CHECK_WARNS_DAYS} days, then update LINKERD_READ_AT"
+    )
+    by_uid = certificate_rules()
+    for uid in ISSUER_RULES:
+        # The only series it reads is the gauge, in days.
+        assert set(re.findall(r"[a-z_]+", query(by_uid[uid]))) == {"min", ISSUER_GAUGE}
+        assert query(by_uid[uid]) == f"min({ISSUER_GAUGE}) / 86400"
+        assert by_uid[uid]["data"][0]["datasourceUid"] == gf.PROMETHEUS_UID
+
+
+@pytest.mark.parametrize("rules", [ISSUER_RULES, ANCHOR_RULES], ids=["issuer", "anchor"])
+def test_certificates_warn_when_linkerd_check_does_and_page_a_month_before_expiry(
+    rules: tuple[str, str],
+) -> None:
+    by_uid = certificate_rules()
+    warning, critical = (by_uid[uid] for uid in rules)
+    assert condition(warning) == {"type": "lt", "params": [LINKERD_CHECK_WARNS_DAYS]}
+    assert condition(critical) == {"type": "lt", "params": [30]}
+    assert (warning["labels"]["severity"], critical["labels"]["severity"]) == (
+        "warning",
+        "critical",
+    )
+    # Renewal starts 90 days out (config), so the issuer warns only after a month of failed
+    # renewals, and never during a renewal that is on time.
+    assert cfg.MIN_EARLY_RENEWAL_HOURS / 24 > LINKERD_CHECK_WARNS_DAYS
+    for rule in (warning, critical):
+        assert "dashboardUid" not in rule and "panelId" not in rule
+        assert rule["annotations"]["description"], rule["uid"]
+
+
+def test_the_anchor_rules_count_down_to_the_anchors_expiry() -> None:
+    by_uid = certificate_rules()
+    for uid in ANCHOR_RULES:
+        assert query(by_uid[uid]) == f"(vector({ANCHOR_EXPIRES_AT}) - time()) / 86400"
+        assert "2036-01-01 00:00 UTC" in by_uid[uid]["annotations"]["summary"]
+    # Without a known anchor, only the issuer is watched.
+    assert set(certificate_rules(None)) == set(ISSUER_RULES)
+
+
+def test_a_missing_issuer_gauge_is_alerted_once_not_taken_for_healthy() -> None:
+    by_uid = certificate_rules()
+    states = {uid: rule["noDataState"] for uid, rule in by_uid.items()}
+    assert states == {
+        dashboards.ISSUER_WARNING_RULE_UID: "NoData",
+        dashboards.ISSUER_CRITICAL_RULE_UID: "OK",
+        dashboards.ANCHOR_WARNING_RULE_UID: "OK",
+        dashboards.ANCHOR_CRITICAL_RULE_UID: "OK",
+    }
+
+
+def test_certificate_rules_ship_in_the_rules_file_beside_the_golden_metrics() -> None:
+    file = values(trust_anchor_expires_at=ANCHOR_EXPIRES_AT)["alerting"]
+    groups = {g["name"]: g for g in file["rules.yaml"]["groups"]}
+    assert set(groups) == {dashboards.ALERT_GROUP, dashboards.CERTIFICATE_GROUP}
+    uids = [r["uid"] for g in groups.values() for r in g["rules"]]
+    assert len(uids) == len(set(uids)) and set(ISSUER_RULES + ANCHOR_RULES) <= set(uids)
+    titles = [r["title"] for g in groups.values() for r in g["rules"]]
+    assert len(titles) == len(set(titles)), "Grafana wants rule titles unique in a folder"
+    for rule in groups[dashboards.CERTIFICATE_GROUP]["rules"]:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", rule["uid"]), rule["uid"]
+        # Helm's tpl must print Grafana's own templates as they are.
+        summary = rule["annotations"]["summary"]
+        assert summary.startswith("{{ `") and summary.endswith("` }}"), summary
+
+
+def test_the_deployed_anchor_is_what_the_anchor_rules_count_down_to(
+    graphs: dict[str, Graph],
+) -> None:
+    for stack, graph in graphs.items():
+        rules_file = graph.charts()["grafana"].inputs["values"]["alerting"]["rules.yaml"]
+        [group] = [g for g in rules_file["groups"] if g["name"] == dashboards.CERTIFICATE_GROUP]
+        expires = identity.expires_at(graph.outputs["trustAnchorPem"])
+        anchor_rules = [r for r in group["rules"] if r["uid"] in ANCHOR_RULES]
+        assert len(anchor_rules) == 2, stack
+        for rule in anchor_rules:
+            assert query(rule) == dashboards.anchor_days_left_query(expires), stack

@@ -127,9 +127,10 @@ ACCEPTED: dict[str, Callable[[], Anchor]] = {
     "ecdsa-p256": lambda: anchor(),
     "rsa-2048": lambda: anchor(rsa_key(2048)),
     "rsa-4096": lambda: anchor(rsa_key(4096)),
+    # The shortest issuer a 90-day renewal window allows: 30 days of service, then renewal.
     "short-anchor-with-a-shorter-issuer": lambda: replace(
-        anchor(not_after=NOW + 60 * DAY),
-        identity={"issuerValidityHours": 720, "issuerEarlyRenewalHours": 24},
+        anchor(not_after=NOW + 150 * DAY),
+        identity={"issuerValidityHours": 2880, "issuerEarlyRenewalHours": 2160},
     ),
     "short-anchor-with-an-external-issuer": lambda: replace(
         anchor(not_after=NOW + 30 * DAY), key="", identity={"issuer": "external"}
@@ -226,7 +227,7 @@ REJECTED: dict[str, tuple[Callable[[], Anchor], str, tuple[str, ...]]] = {
         ("is not valid before", (NOW + 2 * DAY).strftime("%Y-%m-%d")),
     ),
     "outlived-by-the-issuer": (
-        lambda: anchor(not_after=NOW + 100 * DAY),
+        lambda: anchor(not_after=NOW + 200 * DAY),
         ANCHOR,
         ("before an issuer made now", "issuerValidityHours (8760h)", "lower"),
     ),

@@ -453,6 +453,74 @@ def test_alert_rules_query_a_prometheus_datasource_that_exists(s: Stack) -> None
             assert ds.get(q["datasourceUid"]) == "prometheus", q
 
 
+def _relabel_keeps(job: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a scrape job's `keep`/`drop` relabel steps let a target with `labels` through
+    (Prometheus anchors every relabel regex at both ends)."""
+    for step in job.get("relabel_configs") or []:
+        if step.get("action") not in ("keep", "drop"):
+            continue
+        value = ";".join(labels.get(name, "") for name in step["source_labels"])
+        matched = re.fullmatch(step.get("regex", "(.*)"), value) is not None
+        if matched != (step["action"] == "keep"):
+            return False
+    return True
+
+
+def test_the_issuer_expiry_alert_reaches_a_prometheus_that_scrapes_identitys_gauge(
+    s: Stack,
+) -> None:
+    """The rule's datasource is a Prometheus; that Prometheus's own configuration scrapes the
+    port the identity controller serves `issuer_cert_ttl_seconds` on (its admin server,
+    `-admin-addr` default :9990 in linkerd2 controller/cmd/identity/main.go)."""
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
+    text = mounted_config(s, w, w.containers()[0], "rules.yaml")
+    assert text
+    (group,) = [g for g in yaml.safe_load(text)["groups"] if g["name"] == "linkerd-certificates"]
+    issuer_rules = [r for r in group["rules"] if "issuer_cert_ttl_seconds" in str(r["data"])]
+    assert len(issuer_rules) == 2
+    by_uid = {d["uid"]: d for d in datasources(s).values()}
+    (uid,) = {q["datasourceUid"] for r in issuer_rules for q in r["data"] if "expr" in q["model"]}
+    assert by_uid[uid]["type"] == "prometheus", by_uid.get(uid)
+    url = by_uid[uid]["url"]
+    external = s.graph.config.get("linkerd", {}).get("prometheusUrl", "")
+    if external:
+        # The user's Prometheus: its scrape configuration is not the stack's to see.
+        assert url == external
+        return
+
+    (prometheus,) = {a.workload.name: a for a in arrive(s, url)}.values()
+    assert listeners(s, prometheus).get(prometheus.port) == "prometheus/http"
+    config = yaml.safe_load(
+        mounted_config(s, prometheus.workload, prometheus.container, "prometheus.yml") or "{}"
+    )
+    identity = one(s, "Deployment", "linkerd", "linkerd-identity")
+    pod = identity["spec"]["template"]
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "identity"]
+    admin = [p for p in container["ports"] if p["containerPort"] == 9990]
+    assert admin, "identity serves no container port 9990"
+    scraped = [
+        job["job_name"]
+        for job in config["scrape_configs"]
+        for sd in job.get("kubernetes_sd_configs") or []
+        if sd.get("role") == "pod"
+        and "linkerd" in ((sd.get("namespaces") or {}).get("names") or ["linkerd"])
+        and _relabel_keeps(
+            job,
+            {
+                "__meta_kubernetes_namespace": "linkerd",
+                "__meta_kubernetes_pod_container_name": container["name"],
+                "__meta_kubernetes_pod_container_port_name": admin[0]["name"],
+                **{
+                    f"__meta_kubernetes_pod_label_{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": v
+                    for k, v in (pod["metadata"].get("labels") or {}).items()
+                },
+            },
+        )
+    ]
+    # viz's job for the control plane's own metrics (linkerd-viz templates/prometheus.yaml).
+    assert scraped == ["linkerd-controller"], scraped
+
+
 # --- Certificates ----------------------------------------------------------------------------
 
 

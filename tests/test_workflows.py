@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from components import common, versions
+from components import config as cfg
 from components.versions import ChartRef
 from tests import pull_charts
 from tests.graph import ROOT, Graph, stack_names
@@ -655,3 +656,92 @@ def test_preview_names_the_kind_cluster_as_the_context_the_stack_pins(stack: str
     teams = (config.get("meshstack:onboarding") or {}).get("namespaces") or []
     adopted = [["kubectl", "create", "namespace", t["name"]] for t in teams if t.get("adopt")]
     assert [c for c in calls if c[:2] == ["kubectl", "create"]] == adopted
+
+
+# --- renew.yml: certificates renewed on a schedule -------------------------------------------
+
+
+def _pulumi_commands(workflow: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(position, step) of every pulumi/actions step that runs a command."""
+    return [
+        (i, step)
+        for i, (_, step) in enumerate(job_steps(workflow))
+        if step.get("uses", "").split("@")[0] == "pulumi/actions"
+        and step.get("with", {}).get("command")
+    ]
+
+
+def test_renew_runs_on_a_weekly_schedule_and_by_hand_never_on_a_change() -> None:
+    on = triggers(load("renew.yml"))
+    assert set(on) == {"schedule", "workflow_dispatch"}, "a renewal deploys: never on a PR"
+    crons = [entry["cron"] for entry in on["schedule"]]
+    assert crons
+    for cron in crons:
+        minute, hour, day, month, weekday = cron.split()
+        assert minute.isdigit() and hour.isdigit(), cron
+        # Every week of every month: at least one run a week.
+        assert (day, month) == ("*", "*") and (weekday == "*" or weekday.isdigit()), cron
+    # Each renewal window opens 90 days before expiry, `linkerd check` warns from 60: a weekly
+    # run gets four tries in between.
+    assert (cfg.MIN_EARLY_RENEWAL_HOURS // 24 - 60) // 7 >= 4
+
+
+def test_renew_refreshes_then_updates_the_same_stack_with_the_policy_pack() -> None:
+    renew = load("renew.yml")
+    found = _pulumi_commands(renew)
+    assert [step["with"]["command"] for _, step in found] == ["refresh", "up"]
+    (_, refresh), (_, up) = found
+    for key in ("stack-name", "cloud-url"):
+        assert refresh["with"][key] == up["with"][key], key
+    for _, step in found:
+        # A renewal that finds no stack fails rather than deploying a new one.
+        assert str(step["with"].get("upsert", "false")).lower() == "false"
+        assert str(step["with"].get("expect-no-changes", "false")).lower() == "false"
+    # The pack `make up` runs, with the config file of whichever stack is renewed.
+    assert up["with"]["policyPacks"] == "policy"
+    template = up["with"]["policyPackConfigs"]
+    stack = up["with"]["stack-name"]
+    assert template == f"policy/config.{stack}.json"
+    for name in stack_names():
+        assert (ROOT / template.replace(stack, name)).is_file(), name
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--policy-pack policy --policy-pack-config policy/config.$(STACK).json" in makefile
+
+
+def test_renew_uses_the_cli_release_of_the_pinned_sdk() -> None:
+    found = _pulumi_commands(load("renew.yml"))
+    assert found
+    for _, step in found:
+        assert str(step["with"]["pulumi-version"]) == requirement_pin("pulumi")
+
+
+def test_renew_reaches_the_users_cluster_and_backend_through_repository_secrets() -> None:
+    renew = load("renew.yml")
+    env = renew["env"]
+    for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN"):
+        assert env[name] == f"${{{{ secrets.{name} }}}}", name
+    all_steps = job_steps(renew)
+    for _, step in _pulumi_commands(renew):
+        assert step["with"]["cloud-url"] == "${{ env.PULUMI_BACKEND_URL }}"
+    # The kubeconfig comes from a secret into a file only the runner's user reads, before any
+    # pulumi command; KUBECONFIG then names it for the Kubernetes provider.
+    writes = [
+        i
+        for i, (step_env, step) in enumerate(all_steps)
+        if step_env.get("KUBECONFIG_CONTENT") == "${{ secrets.KUBECONFIG }}"
+        and "KUBECONFIG=" in step.get("run", "")
+    ]
+    assert len(writes) == 1
+    script = all_steps[writes[0]][1]["run"]
+    assert script.index("umask 077") < script.index("$KUBECONFIG_CONTENT")
+    first_pulumi = _pulumi_commands(renew)[0][0]
+    assert writes[0] < first_pulumi
+    # Missing secrets fail the run before anything else happens.
+    first = all_steps[0][1].get("run", "")
+    assert "exit 1" in first and "KUBECONFIG" in first and "PULUMI_BACKEND_URL" in first
+
+
+def test_a_renewal_is_never_cancelled_halfway() -> None:
+    concurrency = load("renew.yml")["concurrency"]
+    assert concurrency["cancel-in-progress"] is False
+    assert "inputs.stack" in concurrency["group"]
