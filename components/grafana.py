@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+from pulumi.output import UNKNOWN, contains_unknowns
 
 from components import common, dashboards, identity, sizing, versions, viz
 from components import logging as logs
@@ -237,14 +238,15 @@ def grafana_values(
     loki_url: pulumi.Input[str] | None = None,
     jaeger_url: pulumi.Input[str] | None = None,
     webhook: bool = False,
-    trust_anchor_expires_at: int | pulumi.Output[int] | None = None,
+    trust_anchor_expires_at: int | pulumi.Output[int | None] | None = None,
 ) -> dict[str, Any]:
     """Values for the grafana-community `grafana` chart. Pure: the same inputs give the same
     dict, and nothing in it makes the chart generate a value (password, token, lookup)."""
     alerting_files: Any
     if isinstance(trust_anchor_expires_at, pulumi.Output):
-        # A generated anchor's expiry is known once it exists: the rules wait for it, and a
-        # rotated anchor changes them, which restarts Grafana (the chart's config checksum).
+        # A generated anchor's expiry is known once it exists (a preview before that gets no
+        # anchor rule: `_anchor_expiry`), and a rotated anchor changes the rules, which
+        # restarts Grafana (the chart's config checksum).
         alerting_files = trust_anchor_expires_at.apply(
             lambda at: helm_literal(alerting(settings, webhook, at))
         )
@@ -375,6 +377,15 @@ class GrafanaArgs:
     issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
 
 
+def _anchor_expiry(pem: Any) -> int | None:
+    """The trust anchor's expiry, or None while it is unknown: in the preview of an `up` that
+    creates the anchor, the rules then lack its alert, instead of leaving the whole chart
+    unknown and so unrendered (a v4 Chart with unknown values shows no objects)."""
+    if pem is UNKNOWN or contains_unknowns(pem):
+        return None
+    return identity.expires_at(pem)
+
+
 class Grafana(pulumi.ComponentResource):
     """Grafana in the meshed `grafana` namespace.
 
@@ -484,7 +495,9 @@ class Grafana(pulumi.ComponentResource):
             args.jaeger_url,
             webhook,
             (
-                pulumi.Output.from_input(args.trust_anchor_pem).apply(identity.expires_at)
+                pulumi.Output.from_input(args.trust_anchor_pem).apply(
+                    _anchor_expiry, run_with_unknowns=True
+                )
                 if args.trust_anchor_pem is not None
                 else None
             ),

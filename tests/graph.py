@@ -409,11 +409,13 @@ def record(
     config: Mapping[str, Any] | None = None,
     project: str = PROJECT,
     engine: mocks.Mocks | None = None,
+    preview: bool = False,
 ) -> Graph:
     """Run `program` (any function that registers resources) under the recording mocks.
 
     `project` names the config namespace (another Pulumi project, such as the consumer
-    example); `engine` replaces the default `StatefulMocks`.
+    example); `engine` replaces the default `StatefulMocks`; `preview` runs it as a preview,
+    where an output the engine does not report is unknown.
     """
     config = dict(config or {})
     monitor = RecordingMonitor(engine or StatefulMocks())
@@ -427,7 +429,7 @@ def record(
             monitor.mocks,
             project=project,
             stack=stack,
-            preview=False,
+            preview=preview,
             monitor=monitor,
             organization="organization",
         )
