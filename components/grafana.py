@@ -304,6 +304,11 @@ def grafana_values(
         "alerting": alerting_files,
         "podAnnotations": {},
     }
+    if settings.persistence:
+        # One ReadWriteOnce claim: in a rolling update the new pod needs the claim the old pod
+        # still holds, and waits forever when it lands on another node. Recreate stops the old
+        # pod first (a short gap in Grafana, which keeps nothing in flight).
+        values["deploymentStrategy"] = {"type": "Recreate"}
     if settings.grafana_com_dashboards:
         values["dashboards"] = {LINKERD_PROVIDER: linkerd_dashboards()}
         # The download runs in an init container. With Linkerd's native sidecar the proxy is

@@ -189,6 +189,16 @@ def test_persistence_follows_the_settings(persistence: bool) -> None:
     assert v["persistence"]["type"] == "pvc"
 
 
+@pytest.mark.parametrize(("persistence", "strategy"), [(True, "Recreate"), (False, None)])
+def test_a_grafana_on_its_read_write_once_volume_is_replaced_not_rolled(
+    persistence: bool, strategy: str | None
+) -> None:
+    # The chart's value (templates/deployment.yaml `.Values.deploymentStrategy`); without a
+    # volume the chart's RollingUpdate keeps Grafana up through a rollout.
+    v = values(settings=GrafanaSettings(persistence=persistence))
+    assert (v.get("deploymentStrategy") or {}).get("type") == strategy
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_container_has_requests_and_limits(profile: str) -> None:
     # Rendered with persistence and grafana.com dashboards on, the pod has init containers

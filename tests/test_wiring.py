@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import re
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,6 @@ from tests.charts import (
     suite_marks,
     type_token,
 )
-from tests.graph import strings
 
 pytestmark = suite_marks()
 
@@ -818,6 +818,30 @@ def test_every_pod_the_stack_runs_meshed_is_built_with_the_digest_of_what_proxie
 # --- Storage ---------------------------------------------------------------------------------
 
 
+def test_a_deployment_on_a_read_write_once_claim_stops_its_old_pod_before_starting_a_new_one(
+    s: Stack,
+) -> None:
+    # A rolling update's new pod would wait for the claim the old pod holds, forever when it
+    # is scheduled to another node.
+    rwo = {
+        (ns_of(o), o["metadata"]["name"])
+        for o in of_kind(s, "PersistentVolumeClaim")
+        if "ReadWriteOnce" in ((o.get("spec") or {}).get("accessModes") or ["ReadWriteOnce"])
+    }
+    checked = 0
+    for d in of_kind(s, "Deployment"):
+        volumes = d["spec"]["template"]["spec"].get("volumes") or []
+        claims = {(v.get("persistentVolumeClaim") or {}).get("claimName") for v in volumes}
+        if any((ns_of(d), c) in rwo for c in claims if c):
+            strategy = (d["spec"].get("strategy") or {}).get("type", "RollingUpdate")
+            assert strategy == "Recreate", f"Deployment {ns_of(d)}/{d['metadata']['name']}"
+            checked += 1
+    volumes_on = s.graph.config.get("grafana", {}).get("persistence") or (
+        s.graph.config.get("tracing", {}).get("storage") == "badger"
+    )
+    assert checked >= (1 if volumes_on else 0)
+
+
 def test_every_claim_a_pod_mounts_exists_and_badger_writes_on_it(s: Stack) -> None:
     claims = {(ns_of(o), o["metadata"]["name"]) for o in of_kind(s, "PersistentVolumeClaim")}
     for w in workloads(s):
@@ -841,6 +865,17 @@ def test_every_claim_a_pod_mounts_exists_and_badger_writes_on_it(s: Stack) -> No
             assert any(directory.startswith(f"{p.rstrip('/')}/") for p in on_claims), directory
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
 def test_every_in_cluster_name_is_in_the_configured_cluster_domain(s: Stack) -> None:
     domain = s.graph.config.get("clusterDomain", "cluster.local")
     if domain == "cluster.local":
@@ -848,7 +883,7 @@ def test_every_in_cluster_name_is_in_the_configured_cluster_domain(s: Stack) -> 
     found = [
         text
         for o in objects(s)
-        for text in strings(o)
+        for text in _strings(o)
         if "cluster.local" in text or "cluster\\.local" in text
     ]
     assert not found, f"names in cluster.local in a {domain} cluster: {found[:5]}"
