@@ -43,10 +43,15 @@ LABEL_APP = "app"
 # older index periods under a different schema. A new schema is a new entry with a later date.
 SCHEMA_FROM = "2024-04-01"
 
-# Where Alloy keeps its positions file (how far it read each log), on an emptyDir so the root
-# filesystem can stay read-only. A pod restart re-reads surviving files; Loki drops the exact
-# duplicates that produces.
+# Where Alloy keeps its positions file (how far it read each log file), in the container, so the
+# root filesystem can stay read-only...
 ALLOY_STORAGE_PATH = "/var/lib/alloy"
+# ...and on the node, where it outlives the pod: a restarted or upgraded Alloy resumes where the
+# last one stopped instead of shipping the node's logs again (from an emptyDir, a new pod reads
+# every file from its start). The kubelet creates the directory (root-owned, 0755), and Alloy,
+# running as root with no capability, writes it as its owner. One stack per cluster, so one
+# DaemonSet pod per node uses it.
+ALLOY_NODE_PATH = "/var/lib/meshstack-alloy"
 
 
 def query_url(cluster_domain: str) -> str:
@@ -234,7 +239,14 @@ def alloy_values(profile: str, config: str) -> dict[str, Any]:
         "crds": {"create": False},
         "controller": {
             "type": "daemonset",
-            "volumes": {"extra": [{"name": "alloy-data", "emptyDir": {}}]},
+            "volumes": {
+                "extra": [
+                    {
+                        "name": "alloy-data",
+                        "hostPath": {"path": ALLOY_NODE_PATH, "type": "DirectoryOrCreate"},
+                    }
+                ]
+            },
             # Tail control-plane nodes too: "every pod's logs" includes what runs there.
             "tolerations": [
                 {

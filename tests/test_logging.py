@@ -215,6 +215,32 @@ def test_alloy_keeps_a_read_only_root_filesystem_and_no_capabilities() -> None:
     assert security["capabilities"] == {"drop": ["ALL"]}
     # Positions are written to a volume, since the root filesystem is read-only.
     assert {"name": "alloy-data", "mountPath": alloy["storagePath"]} in alloy["mounts"]["extra"]
+    # Still not privileged, and nothing granted beyond what reading root's log files needs.
+    assert security["privileged"] is False
+    assert set(security) == {
+        "runAsUser",
+        "runAsGroup",
+        "runAsNonRoot",
+        "privileged",
+        "allowPrivilegeEscalation",
+        "readOnlyRootFilesystem",
+        "capabilities",
+        "seccompProfile",
+    }
+
+
+def test_a_restarted_alloy_resumes_from_positions_kept_on_its_node() -> None:
+    values = logs.alloy_values("dev", "")
+    (volume,) = [v for v in values["controller"]["volumes"]["extra"] if v["name"] == "alloy-data"]
+    # On the node (an emptyDir dies with the pod, and the next one ships every file again),
+    # under /var/lib, created by the kubelet on a new node.
+    assert volume["hostPath"] == {"path": logs.ALLOY_NODE_PATH, "type": "DirectoryOrCreate"}
+    assert logs.ALLOY_NODE_PATH.startswith("/var/lib/")
+    mount = {"name": "alloy-data", "mountPath": logs.ALLOY_STORAGE_PATH}
+    assert mount in values["alloy"]["mounts"]["extra"]
+    assert values["alloy"]["storagePath"] == logs.ALLOY_STORAGE_PATH
+    # Written, so not read-only; the log files themselves stay read-only (`varlog`).
+    assert "readOnly" not in mount
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -436,6 +436,23 @@ def test_alloy_pushes_to_lokis_push_api(s: Stack) -> None:
         assert url == s.graph.outputs["lokiPushUrl"]
 
 
+def test_alloy_keeps_its_read_positions_on_the_node(s: Stack) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "alloy"]
+    (alloy,) = [c for c in w.containers() if c["name"] == "alloy"]
+    args = alloy.get("args") or []
+    (storage,) = [a.split("=", 1)[1] for a in args if a.startswith("--storage.path=")]
+    volumes = {v["name"]: v for v in w.spec.get("volumes") or []}
+    (mount,) = [m for m in alloy.get("volumeMounts") or [] if m["mountPath"] == storage]
+    host = volumes[mount["name"]].get("hostPath") or {}
+    assert host.get("path", "").startswith("/var/lib/"), volumes[mount["name"]]
+    assert host.get("type") == "DirectoryOrCreate"
+    # Nothing more than before: no privilege, no capability, a read-only root filesystem.
+    security = alloy["securityContext"]
+    assert security["privileged"] is False and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+
+
 def test_alert_rules_query_a_prometheus_datasource_that_exists(s: Stack) -> None:
     ds = {d["uid"]: d["type"] for d in datasources(s).values()}
     (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
