@@ -13,8 +13,13 @@ Operational notes:
 - Adopting a namespace only changes its metadata: pods already running there keep running
   without a proxy until they are restarted (`kubectl -n <ns> rollout restart deploy`), and from
   then on everything they serve is denied until the team adds Servers and AuthorizationPolicies.
-- `pulumi destroy` deletes created namespaces with everything in them, but only removes the
-  labels and annotations it added from adopted ones.
+- An adopted namespace gets back exactly what it had when the stack lets it go (`pulumi
+  destroy`, or the team removed from the config): the patch never forces a key another field
+  manager set, so it owns only the keys it added and those it set to the value they already had.
+  Deleting the patch releases its field manager, and server-side apply then removes only the
+  keys nobody else owns (pulumi-kubernetes `ssa.Relinquish`). A key the team set to another
+  value stops the `up` at that patch with a field-manager conflict naming it, instead of being
+  overwritten and then deleted on destroy.
 """
 
 from __future__ import annotations
@@ -246,10 +251,11 @@ class Onboarding(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                         name=team.name,
                         labels=labels,
-                        # Adopting means the stack owns these keys: force takes them over from
-                        # whoever set them by hand (e.g. a PSA `baseline` label), where a plain
-                        # server-side apply would fail with a field-manager conflict.
-                        annotations={**annotations, "pulumi.com/patchForce": "true"},
+                        # No `pulumi.com/patchForce`: forcing would take a key over from the
+                        # manager that set it (e.g. a PSA `baseline` label), and deleting the
+                        # patch would then remove the key rather than give the old value back.
+                        # Without it a different value is a conflict the team resolves.
+                        annotations=annotations,
                     ),
                     # Injection is only honoured once the injector answers; pods restarted
                     # before that would come back without a proxy.

@@ -128,11 +128,33 @@ def test_adopting_patches_the_existing_namespace_instead_of_creating_it() -> Non
     assert meta["annotations"]["linkerd.io/inject"] == "enabled"
     assert meta["annotations"]["config.linkerd.io/default-inbound-policy"] == "deny"
     assert meta["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
-    # Ownership of these keys is taken over rather than failing on a hand-set label.
-    assert meta["annotations"]["pulumi.com/patchForce"] == "true"
     # Only metadata: nothing else of the team's namespace is touched.
     assert set(patch.inputs) <= {"apiVersion", "kind", "metadata"}
     assert graph.outputs["namespaces"] == ["legacy"]
+
+
+def test_adopting_never_forces_a_key_the_team_set_so_destroy_gives_it_back() -> None:
+    graph = build([TeamNamespace("legacy", adopt=True)])
+    patch = graph.get(NAMESPACE_PATCH, "onboarding-legacy-namespace")
+    meta = metadata_of(patch)
+    # Server-side apply without force: a key another manager set to another value is a conflict
+    # (the `up` stops there), one set to the same value is shared, so the patch's manager owns
+    # only keys the namespace did not have, the only ones deleting the patch removes.
+    assert "pulumi.com/patchForce" not in meta.get("annotations", {})
+    # The keys it sets: injection, default deny and the Pod Security level proxy-init needs.
+    assert set(meta["labels"]) == {"pod-security.kubernetes.io/enforce"}
+    assert set(meta["annotations"]) == {
+        "linkerd.io/inject",
+        "config.linkerd.io/default-inbound-policy",
+    }
+    # Deleted (its fields released) on destroy, never left behind with the keys it owns.
+    assert patch.options["retainOnDelete"] is False
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_provider_never_forces_patches_either(graphs: dict[str, Graph], stack: str) -> None:
+    (provider,) = graphs[stack].of_type("pulumi:providers:kubernetes")
+    assert str(provider.inputs.get("enablePatchForce", "false")).lower() == "false"
 
 
 def test_objects_in_an_adopted_namespace_wait_for_the_patch() -> None:

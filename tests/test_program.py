@@ -24,7 +24,6 @@ CONTRACT: dict[str, bool] = {  # name → secret
     "vizNamespace": False,
     "trustDomain": False,
     "trustAnchorPem": False,
-    "identityRotation": False,
     "prometheusUrl": False,
     "tracing": False,
     "lokiPushUrl": False,

@@ -133,9 +133,7 @@ ACCEPTED: dict[str, Callable[[], Anchor]] = {
         identity={"issuerValidityHours": 2880, "issuerEarlyRenewalHours": 2160},
     ),
     "short-anchor-with-an-external-issuer": lambda: replace(
-        anchor(not_after=NOW + 30 * DAY),
-        key="",
-        identity={"issuer": "external", "issuerRefName": "linkerd-trust-anchor"},
+        anchor(not_after=NOW + 30 * DAY), key="", identity={"issuer": "external"}
     ),
 }
 
