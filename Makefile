@@ -21,7 +21,7 @@ help:
 	@echo "make up       - stack '$(STACK)' with local state, then pulumi up; the kind cluster '$(CLUSTER)'"
 	@echo "                is created first only for a stack pinned to context kind-$(CLUSTER) (dev)"
 	@echo "make preview  - pulumi preview for stack '$(STACK)'"
-	@echo "make down     - pulumi destroy for stack '$(STACK)'"
+	@echo "make down     - pulumi destroy for stack '$(STACK)', keeping its protected trust anchor"
 	@echo "make lint     - ruff and mypy only"
 	@echo "make bench    - write bench/results.md"
 	@echo "make contract - the chart suites alone (make test runs them too when the charts are at hand)"
@@ -76,8 +76,10 @@ preview: $(KIND_CLUSTER) stack
 up: $(KIND_CLUSTER) stack
 	pulumi up --stack $(STACK) --yes --policy-pack policy --policy-pack-config policy/config.$(STACK).json
 
+# The generated trust anchor is protected (README: Rotate the trust anchor): destroy the rest and
+# keep it in state, so the stack deployed again keeps its mesh identity.
 down: stack
-	pulumi destroy --stack $(STACK) --yes
+	pulumi destroy --stack $(STACK) --yes --exclude-protected
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,9 @@ import pulumi_kubernetes as k8s
 
 from components import config as cfg
 from components import exposure as exp
+from components import lifecycle
 from components.emojivoto import Emojivoto, EmojivotoArgs
+from components.external_issuer import ExternalIssuerArgs
 from components.grafana import Grafana, GrafanaArgs
 from components.identity import Identity, IdentityArgs
 from components.logging import Logging, LoggingArgs
@@ -87,17 +89,29 @@ identity = Identity(
             if ident.trust_anchor_key_pem
             else None
         ),
+        rotation=ident.rotation_plan,
+        next_trust_anchor_pem=ident.next_trust_anchor_pem,
+        next_trust_anchor_key_pem=(
+            pulumi.Output.secret(ident.next_trust_anchor_key_pem.value)
+            if ident.next_trust_anchor_key_pem
+            else None
+        ),
         trust_anchor_validity_hours=ident.trust_anchor_validity_hours,
         issuer_validity_hours=ident.issuer_validity_hours,
         issuer_early_renewal_hours=ident.issuer_early_renewal_hours,
     ),
+)
+signer_key = (
+    ident.next_trust_anchor_key_pem
+    if ident.rotation_plan.signer.config_key == lifecycle.NEXT_KEY
+    else ident.trust_anchor_key_pem
 )
 mesh = Mesh(
     "linkerd",
     MeshArgs(
         profile=settings.profile,
         cluster_domain=settings.cluster_domain,
-        trust_anchor_pem=identity.trust_anchor_pem,
+        trust_anchor_pem=identity.trust_anchors_pem,
         webhook_certs=identity.webhook_certs,
         issuer_mode=ident.issuer,
         issuer_cert_pem=identity.issuer_cert_pem,
@@ -110,6 +124,24 @@ mesh = Mesh(
                 namespace=tracing_at.namespace,
             )
             if tracing_at
+            else None
+        ),
+        external_issuer=(
+            ExternalIssuerArgs(
+                settings=ident.external,
+                profile=settings.profile,
+                trust_domain=settings.cluster_domain,
+                # The anchor that signs (the new one from a rotation's `issuer` phase on) and
+                # every anchor proxies trust.
+                trust_anchor_pem=identity.trust_anchor_pem,
+                trust_anchors_pem=identity.trust_anchors_pem,
+                issuer_validity_hours=ident.issuer_validity_hours,
+                issuer_early_renewal_hours=ident.issuer_early_renewal_hours,
+                trust_anchor_key_pem=(
+                    pulumi.Output.secret(signer_key.value) if signer_key else None
+                ),
+            )
+            if ident.issuer == "external"
             else None
         ),
     ),
@@ -185,7 +217,8 @@ grafana = (
                 if settings.grafana.alert_webhook_url
                 else None
             ),
-            trust_anchor_pem=identity.trust_anchor_pem,
+            # Every anchor proxies trust: during a rotation the first of the two to expire.
+            trust_anchor_pem=identity.trust_anchors_pem,
         ),
         opts=on_cluster,
     )
@@ -257,6 +290,8 @@ pulumi.export("linkerdNamespace", mesh.namespace)
 pulumi.export("vizNamespace", viz.namespace)
 pulumi.export("trustDomain", mesh.trust_domain)
 pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
+# The rotation phase and every anchor proxies trust: what the next `up` checks its phase against.
+pulumi.export("identityRotation", identity.rotation)
 pulumi.export("prometheusUrl", viz.prometheus_url)
 # A feature that is off exports an empty value, not None: Pulumi drops None outputs, and
 # consumers reading the contract with require_output must always find every key.

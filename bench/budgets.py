@@ -24,7 +24,12 @@ MAX_READINESS_STAGES = 4
 # ordering) nobody needs; addresses that cross components are plain strings from config.
 ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
     "Identity": {},
-    "Mesh": {"Identity": "the control plane's trust anchor, issuer and webhook certificates"},
+    "Mesh": {
+        "Identity": "the control plane's trust anchor, issuer and webhook certificates",
+        "ExternalIssuer": "with issuer `external`, the issuer Secret and trust roots it mounts",
+    },
+    # Inside Mesh: the issuer Certificate goes into the control-plane namespace.
+    "ExternalIssuer": {"Mesh": "the issuer Certificate and the roots go into its namespace"},
     "Viz": {
         "Identity": "viz's tap webhook certificates",
         "Mesh": "viz pods are meshed and viz creates policy resources",

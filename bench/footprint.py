@@ -203,6 +203,44 @@ def _memcached(allocated_mi: int) -> dict[str, Any]:
 # chart's templates and values.yaml at that version.
 CHARTS: dict[str, ChartSpec] = {
     "linkerd-crds": ChartSpec(()),
+    # With issuer `external` (components/external_issuer.py): templates/{deployment,
+    # webhook-deployment,cainjector-deployment}.yaml; not meshed (the injector skips them).
+    "cert-manager": ChartSpec(
+        (
+            ChartWorkload(
+                "cert-manager",
+                (_c("cert-manager-controller", "resources", "cert-manager"),),
+                replicas="replicaCount",
+            ),
+            ChartWorkload(
+                "cert-manager-webhook",
+                (_c("cert-manager-webhook", "webhook.resources", "cert-manager-webhook"),),
+                replicas="webhook.replicaCount",
+            ),
+            ChartWorkload(
+                "cert-manager-cainjector",
+                (
+                    _c(
+                        "cert-manager-cainjector",
+                        "cainjector.resources",
+                        "cert-manager-cainjector",
+                    ),
+                ),
+                replicas="cainjector.replicaCount",
+                enabled="cainjector.enabled",
+            ),
+        )
+    ),
+    # templates/deployment.yaml; the `defaultPackage` init container only when enabled.
+    "trust-manager": ChartSpec(
+        (
+            ChartWorkload(
+                "trust-manager",
+                (_c("trust-manager", "resources", "trust-manager"),),
+                replicas="replicaCount",
+            ),
+        )
+    ),
     # CRDs and an admission policy only (templates/standard-gatewayapi-crds.yaml).
     "gateway-crds-helm": ChartSpec(()),
     # templates/{identity,destination,proxy-injector}.yaml; `controllerReplicas` for all three.

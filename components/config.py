@@ -18,7 +18,7 @@ import datetime
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography import x509
@@ -27,10 +27,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import SignatureAlgorithmOID
 
+from components import lifecycle
+
 PROJECT = "meshstack"
 
 PROFILES = ("dev", "prod")
 ISSUER_MODES = ("pulumi", "external")
+# What signs the issuer certificate with an external issuer: cert-manager's two issuer kinds.
+ISSUER_REF_KINDS = ("ClusterIssuer", "Issuer")
 TRACE_STORAGES = ("memory", "badger")
 EXPOSURE_MODES = ("port-forward", "ingress", "loadBalancer", "nodePort")
 
@@ -100,6 +104,22 @@ class SecretValue:
 
 
 @dataclass(frozen=True)
+class ExternalIssuerSettings:
+    """cert-manager issues Linkerd's identity issuer, trust-manager distributes the roots."""
+
+    issuer_ref_kind: str = "ClusterIssuer"
+    """Kind of the cert-manager issuer that signs: `ClusterIssuer`, or an `Issuer` in the
+    `linkerd` namespace."""
+    issuer_ref_name: str = ""
+    """Its name; required with issuer `external`."""
+    install_cert_manager: bool = True
+    """True: the stack installs cert-manager and trust-manager. False: both already run."""
+    cert_manager_namespace: str = "cert-manager"
+    """Where cert-manager and trust-manager run; a ClusterIssuer the stack makes (from the
+    anchor's key) keeps its CA Secret here, cert-manager's cluster resource namespace."""
+
+
+@dataclass(frozen=True)
 class IdentitySettings:
     """Linkerd mTLS identity: who makes the trust anchor and the issuer."""
 
@@ -107,6 +127,17 @@ class IdentitySettings:
     """`pulumi`: the stack makes the issuer with pulumi-tls. `external`: cert-manager manages
     the `linkerd-identity-issuer` Secret and trust-manager the trust bundle
     (`identity.externalCA`, issuer scheme `kubernetes.io/tls`)."""
+    external: ExternalIssuerSettings = ExternalIssuerSettings()
+    """With issuer `external`: which cert-manager issuer signs, and who installs cert-manager."""
+    rotation: str = "none"
+    """The trust-anchor rotation phase this `up` runs (components/lifecycle.py)."""
+    rotation_plan: lifecycle.Plan = lifecycle.STEADY
+    """The anchors this `up` trusts and signs with: `rotation` checked against the phase and
+    anchors the stack's last update exported."""
+    next_trust_anchor_pem: str = ""
+    """During a rotation, the new anchor given in config. Empty: the stack generates it."""
+    next_trust_anchor_key_pem: SecretValue = SecretValue("")
+    """The given new anchor's private key (config `nextTrustAnchorKeyPem`, a secret)."""
     trust_anchor_pem: str = ""
     """A trust anchor certificate shared with other clusters. Empty: the stack generates one."""
     trust_anchor_key_pem: SecretValue = SecretValue("")
@@ -354,6 +385,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "clusterDomain": "string",
     "linkerd": "object",
     "trustAnchorKeyPem": "string",
+    "nextTrustAnchorKeyPem": "string",
     "enableTracing": "boolean",
     "tracing": "object",
     "enableLogging": "boolean",
@@ -368,7 +400,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
 }
 
 # Keys whose values must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("trustAnchorKeyPem", "alertWebhookUrl")
+SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl")
 
 
 # The engine's builtin function that reads a stack's outputs (pulumi/pulumi
@@ -432,7 +464,12 @@ def parse_settings(
         kubeconfig=top.get("kubeconfig", ""),
         kube_context=top.get("kubeContext", ""),
         cluster_domain=cluster_domain,
-        linkerd=_linkerd(r, values["linkerd"] or {}, values["trustAnchorKeyPem"] or ""),
+        linkerd=_linkerd(
+            r,
+            values["linkerd"] or {},
+            values["trustAnchorKeyPem"] or "",
+            values["nextTrustAnchorKeyPem"] or "",
+        ),
         tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
         logging=_logging(r, values["logging"] or {}, _flag(values, "enableLogging")),
         grafana=_grafana(
@@ -448,6 +485,7 @@ def parse_settings(
     _cross_checks(r, settings)
     _check_volumes(r, settings, previous or {})
     _check_trust_anchor(r, settings, now or datetime.datetime.now(datetime.UTC))
+    settings = _identity_lifecycle(r, settings, previous or {})
     if r.errors:
         raise ConfigError("\n".join(r.errors))
     return settings
@@ -458,7 +496,9 @@ def _flag(values: Mapping[str, Any], key: str) -> bool:
     return True if value is None else bool(value)
 
 
-def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSettings:
+def _linkerd(
+    r: _Reader, obj: Mapping[str, Any], anchor_key: str, next_anchor_key: str = ""
+) -> LinkerdSettings:
     r.unknown(
         obj, "linkerd", ("installGatewayApiCrds", "identity", "prometheusUrl", "prometheusScraper")
     )
@@ -472,6 +512,12 @@ def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSett
         "trustAnchorValidityHours",
         "issuerValidityHours",
         "issuerEarlyRenewalHours",
+        "rotation",
+        "nextTrustAnchorPem",
+        "issuerRefKind",
+        "issuerRefName",
+        "installCertManager",
+        "certManagerNamespace",
     )
     r.unknown(ident, "linkerd.identity", keys)
     d = IdentitySettings()
@@ -492,6 +538,24 @@ def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSett
         ),
         trust_anchor_pem=anchor_pem,
         trust_anchor_key_pem=SecretValue(anchor_key),
+        external=_external_issuer(r, ident, p),
+        rotation=r.pick(
+            ident,
+            p,
+            "rotation",
+            d.rotation,
+            _one_of(lifecycle.PHASES),
+            f"expected one of {lifecycle.PHASES} (README: Rotate the trust anchor)",
+        ),
+        next_trust_anchor_pem=r.pick(
+            ident,
+            p,
+            "nextTrustAnchorPem",
+            "",
+            lambda v: isinstance(v, str),
+            "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or empty to generate one",
+        ),
+        next_trust_anchor_key_pem=SecretValue(next_anchor_key),
         trust_anchor_validity_hours=r.pick(
             ident,
             p,
@@ -562,6 +626,44 @@ def _linkerd(r: _Reader, obj: Mapping[str, Any], anchor_key: str) -> LinkerdSett
         identity=identity,
         prometheus_url=prometheus_url,
         prometheus_scraper=(namespace, account) if account else LinkerdSettings.prometheus_scraper,
+    )
+
+
+def _external_issuer(r: _Reader, ident: Mapping[str, Any], p: str) -> ExternalIssuerSettings:
+    d = ExternalIssuerSettings()
+    return ExternalIssuerSettings(
+        issuer_ref_kind=r.pick(
+            ident,
+            p,
+            "issuerRefKind",
+            d.issuer_ref_kind,
+            _one_of(ISSUER_REF_KINDS),
+            f"expected one of {ISSUER_REF_KINDS}",
+        ),
+        issuer_ref_name=r.pick(
+            ident,
+            p,
+            "issuerRefName",
+            "",
+            _empty_or_dns_name,
+            "expected the name of a cert-manager issuer, such as linkerd-trust-anchor",
+        ),
+        install_cert_manager=r.pick(
+            ident,
+            p,
+            "installCertManager",
+            d.install_cert_manager,
+            _is_bool,
+            "expected true or false",
+        ),
+        cert_manager_namespace=r.pick(
+            ident,
+            p,
+            "certManagerNamespace",
+            d.cert_manager_namespace,
+            _matches(DNS_LABEL),
+            "expected a namespace name such as cert-manager",
+        ),
     )
 
 
@@ -937,14 +1039,58 @@ def _check_volumes(r: _Reader, s: Settings, previous: Mapping[str, Any]) -> None
         )
 
 
+# --- Who issues, and which anchors this update trusts --------------------------------------
+
+
+def _identity_lifecycle(r: _Reader, s: Settings, previous: Mapping[str, Any]) -> Settings:
+    """The external issuer's keys, and the rotation phase checked against the stack's last
+    update (`previous`): the settings with the anchors this update trusts and signs with."""
+    ident = s.linkerd.identity
+    p = f"{PROJECT}:linkerd.identity"
+    if ident.issuer == "external":
+        if not ident.external.issuer_ref_name:
+            r.errors.append(
+                f"{p}.issuerRefName: missing; with issuer `external` a cert-manager issuer signs "
+                "Linkerd's identity issuer certificate: name it (a ClusterIssuer, or an Issuer in "
+                "the linkerd namespace with issuerRefKind Issuer), e.g. `pulumi config set --path "
+                "linkerd.identity.issuerRefName linkerd-trust-anchor`; with trustAnchorKeyPem "
+                "set the stack makes it"
+            )
+        if ident.rotation != "none" and not ident.next_trust_anchor_pem:
+            r.errors.append(
+                f"{p}.nextTrustAnchorPem: missing; with issuer `external` a rotation's new "
+                "anchor is given, since cert-manager's issuer must sign with it from the `issuer` "
+                "phase on: `pulumi config set --path linkerd.identity.nextTrustAnchorPem -- "
+                '"$(cat new-ca.crt)"`'
+            )
+    # Who signs the issuer needs the new anchor's key: the stack (issuer `pulumi`), or the CA
+    # issuer the stack makes for cert-manager (issuer `external` with trustAnchorKeyPem).
+    signs_here = ident.issuer == "pulumi" or bool(ident.trust_anchor_key_pem)
+    if signs_here and ident.next_trust_anchor_pem and not ident.next_trust_anchor_key_pem:
+        r.errors.append(
+            f"{PROJECT}:nextTrustAnchorKeyPem: missing; the new anchor in "
+            "linkerd.identity.nextTrustAnchorPem signs the issuer from the `issuer` phase on: "
+            "`pulumi config set --secret nextTrustAnchorKeyPem < new-anchor.key`"
+        )
+    if ident.next_trust_anchor_key_pem and not ident.next_trust_anchor_pem:
+        r.errors.append(
+            f"{PROJECT}:nextTrustAnchorKeyPem: set without linkerd.identity.nextTrustAnchorPem; "
+            "set both to rotate onto a given anchor, or neither to have the stack generate it"
+        )
+    requested = lifecycle.Requested(
+        ident.rotation, ident.trust_anchor_pem, ident.next_trust_anchor_pem
+    )
+    plan, problems = lifecycle.plan(requested, lifecycle.deployed(previous))
+    r.errors += [f"{PROJECT}:{key}: {problem}" for key, problem in problems]
+    return replace(s, linkerd=replace(s.linkerd, identity=replace(ident, rotation_plan=plan)))
+
+
 # --- A shared trust anchor -------------------------------------------------------------------
 # Read here as Linkerd and pulumi-tls will read it, so a bad anchor stops the program before a
 # resource exists instead of failing a chart or a certificate halfway through `pulumi up`.
 # Neither PEM is ever printed: the key is a secret, and so may be whatever was pasted in place
 # of the certificate.
 
-_ANCHOR = f"{PROJECT}:linkerd.identity.trustAnchorPem"
-_ANCHOR_KEY = f"{PROJECT}:trustAnchorKeyPem"
 _PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 # `linkerd check` (pkg/issuercerts CheckTrustAnchorAlgoRequirements) takes an ECDSA P-256 or
 # an RSA 2048/4096 anchor, signed with SHA-256; the ECDSA one also with an RSA signature.
@@ -965,21 +1111,49 @@ def _check_trust_anchor(r: _Reader, s: Settings, now: datetime.datetime) -> None
     cert = _anchor_certificate(r, s, now) if ident.trust_anchor_pem else None
     if ident.trust_anchor_key_pem:
         _anchor_key(r, ident.trust_anchor_key_pem.value, cert)
+    # A new anchor given for a rotation is read exactly as the current one: it signs the
+    # issuer from the `issuer` phase on.
+    cert = None
+    if ident.next_trust_anchor_pem:
+        cert = _anchor_certificate(r, s, now, _NEXT_ANCHOR_KEYS, ident.next_trust_anchor_pem)
+    if ident.next_trust_anchor_key_pem:
+        _anchor_key(r, ident.next_trust_anchor_key_pem.value, cert, _NEXT_ANCHOR_KEYS)
 
 
-def _anchor_certificate(r: _Reader, s: Settings, now: datetime.datetime) -> x509.Certificate | None:
-    """The parsed anchor (None if it does not parse); every problem with it is reported."""
+@dataclass(frozen=True)
+class _AnchorKeys:
+    """The config keys of an anchor certificate and of its private key."""
+
+    cert: str
+    key: str
+
+
+_ANCHOR_KEYS = _AnchorKeys("linkerd.identity.trustAnchorPem", "trustAnchorKeyPem")
+_NEXT_ANCHOR_KEYS = _AnchorKeys("linkerd.identity.nextTrustAnchorPem", "nextTrustAnchorKeyPem")
+
+
+def _anchor_certificate(
+    r: _Reader,
+    s: Settings,
+    now: datetime.datetime,
+    keys: _AnchorKeys = _ANCHOR_KEYS,
+    pem: str | None = None,
+) -> x509.Certificate | None:
+    """The parsed anchor (None if it does not parse); every problem with it is reported.
+
+    `pem` is the certificate under `keys.cert`: the current anchor unless given."""
     ident = s.linkerd.identity
+    pem = ident.trust_anchor_pem if pem is None else pem
 
     def bad(problem: str) -> None:
-        r.errors.append(f"{_ANCHOR}: {problem}")
+        r.errors.append(f"{PROJECT}:{keys.cert}: {problem}")
 
-    labels = _PEM_LABEL.findall(ident.trust_anchor_pem)
+    labels = _PEM_LABEL.findall(pem)
     if any("PRIVATE KEY" in label for label in labels):
         bad(
             "holds a private key (not shown here), in plain text; put only the anchor's "
             "certificate (-----BEGIN CERTIFICATE-----) here and the key in the secret "
-            "`pulumi config set --secret trustAnchorKeyPem < ca.key`, and take the key out of "
+            f"`pulumi config set --secret {keys.key} < ca.key`, and take the key out of "
             f"Pulumi.{s.stack}.yaml and its history"
         )
         return None
@@ -994,7 +1168,7 @@ def _anchor_certificate(r: _Reader, s: Settings, now: datetime.datetime) -> x509
         )
         return None
     try:
-        cert = x509.load_pem_x509_certificate(ident.trust_anchor_pem.encode())
+        cert = x509.load_pem_x509_certificate(pem.encode())
         basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         is_ca = basic.ca
     except x509.ExtensionNotFound:
@@ -1046,16 +1220,18 @@ def _anchor_certificate(r: _Reader, s: Settings, now: datetime.datetime) -> x509
     return cert
 
 
-def _anchor_key(r: _Reader, pem: str, cert: x509.Certificate | None) -> None:
+def _anchor_key(
+    r: _Reader, pem: str, cert: x509.Certificate | None, keys: _AnchorKeys = _ANCHOR_KEYS
+) -> None:
     def bad(problem: str) -> None:
-        r.errors.append(f"{_ANCHOR_KEY}: {problem} (the secret is not shown)")
+        r.errors.append(f"{PROJECT}:{keys.key}: {problem} (the secret is not shown)")
 
     labels = _PEM_LABEL.findall(pem)
     if not any("PRIVATE KEY" in label for label in labels):
         what = "a certificate" if "CERTIFICATE" in labels else "no PEM private key"
         bad(
             f"holds {what}; expected the anchor's private key (-----BEGIN PRIVATE KEY----- or "
-            "-----BEGIN EC PRIVATE KEY-----): `pulumi config set --secret trustAnchorKeyPem "
+            f"-----BEGIN EC PRIVATE KEY-----): `pulumi config set --secret {keys.key} "
             "< ca.key`"
         )
         return
@@ -1075,7 +1251,7 @@ def _anchor_key(r: _Reader, pem: str, cert: x509.Certificate | None) -> None:
     der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
         bad(
-            "is not the key of linkerd.identity.trustAnchorPem (their public keys differ); "
+            f"is not the key of {keys.cert} (their public keys differ); "
             "set the key the anchor was made with"
         )
 

@@ -8,10 +8,13 @@ webhook certificates on every render and restart the control plane on every `up`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_tls as tls
 from cryptography import x509
+
+from components import lifecycle
 
 # Renewal starts 90 days before expiry: `linkerd check` warns from 60 days
 # (linkerd2 pkg/issuercerts/issuercerts.go expirationWarningThresholdInDays), and pulumi-tls
@@ -62,6 +65,13 @@ class IdentityArgs:
     """A shared trust anchor. Default: empty, a new anchor is generated."""
     trust_anchor_key_pem: pulumi.Input[str] | None = None
     """The shared anchor's private key, a secret. Default: none."""
+    rotation: lifecycle.Plan | None = None
+    """Which anchors proxies trust and which one signs the issuer (components/lifecycle.py).
+    Default: no rotation, the one anchor (given, or generated as `<name>-trust-anchor`)."""
+    next_trust_anchor_pem: str = ""
+    """During a rotation, the new anchor when given in config. Default: empty, generated."""
+    next_trust_anchor_key_pem: pulumi.Input[str] | None = None
+    """The given new anchor's private key, a secret. Default: none."""
     trust_anchor_validity_hours: int = 87600
     """Default: ten years; rotating an anchor means re-issuing every proxy certificate."""
     issuer_validity_hours: int = 8760
@@ -73,15 +83,20 @@ class IdentityArgs:
 class Identity(pulumi.ComponentResource):
     """Trust anchor, identity issuer and webhook certificates for Linkerd.
 
-    Children: the anchor's key and self-signed certificate (unless shared), the issuer's key,
-    request and anchor-signed certificate (unless external), one webhook CA and a certificate
-    per webhook Service.
+    Children: each generated anchor's key and self-signed certificate (`<name>-trust-anchor`,
+    then `<name>-trust-anchor-<n>` for the anchor of the n-th generated rotation), protected
+    unless being retired; the issuer's key, request and anchor-signed certificate (unless
+    external), one webhook CA and a certificate per webhook Service.
 
-    Outputs: `trust_anchor_pem` (public), `issuer_cert_pem`, `issuer_key_pem` (secret; None
-    when the issuer is external) and `webhook_certs` by role.
+    Outputs: `trust_anchor_pem` (public: the anchor that signs the issuer), `trust_anchors_pem`
+    (every anchor proxies trust, newest first), `rotation` (the `identityRotation` state),
+    `issuer_cert_pem`, `issuer_key_pem` (secret; None when the issuer is external) and
+    `webhook_certs` by role.
     """
 
     trust_anchor_pem: pulumi.Output[str]
+    trust_anchors_pem: pulumi.Output[str]
+    rotation: pulumi.Output[dict[str, Any]]
     issuer_cert_pem: pulumi.Output[str] | None
     issuer_key_pem: pulumi.Output[str] | None
     webhook_certs: dict[str, WebhookCert]
@@ -92,15 +107,28 @@ class Identity(pulumi.ComponentResource):
         super().__init__("meshstack:mesh:Identity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # --- Trust anchor -----------------------------------------------------------------
-        anchor_key_pem: pulumi.Input[str] | None
-        if args.trust_anchor_pem:
-            self.trust_anchor_pem = pulumi.Output.from_input(args.trust_anchor_pem)
-            anchor_key_pem = args.trust_anchor_key_pem
-        else:
-            anchor_key = _private_key(f"{name}-trust-anchor-key", child)
+        # --- Trust anchors ----------------------------------------------------------------
+        plan = args.rotation or lifecycle.steady(bool(args.trust_anchor_pem))
+        given = {
+            lifecycle.CURRENT_KEY: (args.trust_anchor_pem, args.trust_anchor_key_pem),
+            lifecycle.NEXT_KEY: (args.next_trust_anchor_pem, args.next_trust_anchor_key_pem),
+        }
+        anchors: dict[lifecycle.AnchorRef, tuple[pulumi.Output[str], pulumi.Input[str] | None]]
+        anchors = {}
+        for ref in plan.trusted:
+            if ref.generation is None:
+                given_pem, given_key = given[ref.config_key]
+                anchors[ref] = (pulumi.Output.from_input(given_pem), given_key)
+                continue
+            role = "trust-anchor" if ref.generation == 0 else f"trust-anchor-{ref.generation}"
+            # Every proxy's trust roots: deleting or replacing the anchor by accident (a
+            # refactor, a changed lifetime or trust domain, `pulumi destroy`) would break mTLS
+            # for the whole mesh, and a shared anchor for the clusters that trust it. Only the
+            # `issuer` phase, after which `finish` removes it, registers it unprotected.
+            anchor_opts = pulumi.ResourceOptions(parent=self, protect=plan.protected(ref))
+            anchor_key = _private_key(f"{name}-{role}-key", anchor_opts)
             anchor = tls.SelfSignedCert(
-                f"{name}-trust-anchor",
+                f"{name}-{role}",
                 private_key_pem=anchor_key.private_key_pem,
                 is_ca_certificate=True,
                 validity_period_hours=args.trust_anchor_validity_hours,
@@ -109,10 +137,13 @@ class Identity(pulumi.ComponentResource):
                 ),
                 allowed_uses=["cert_signing", "crl_signing"],
                 set_subject_key_id=True,
-                opts=child,
+                opts=anchor_opts,
             )
-            self.trust_anchor_pem = anchor.cert_pem
-            anchor_key_pem = anchor_key.private_key_pem
+            anchors[ref] = (anchor.cert_pem, anchor_key.private_key_pem)
+        self.trust_anchor_pem, anchor_key_pem = anchors[plan.signer]
+        pems = [anchors[ref][0] for ref in plan.trusted]
+        self.trust_anchors_pem = pulumi.Output.all(*pems).apply(lifecycle.bundle)
+        self.rotation = pulumi.Output.all(*pems).apply(lambda got: lifecycle.exported(plan, got))
 
         # --- Identity issuer --------------------------------------------------------------
         self.issuer_cert_pem = None
@@ -191,6 +222,8 @@ class Identity(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "trust_anchor_pem": self.trust_anchor_pem,
+                "trust_anchors_pem": self.trust_anchors_pem,
+                "rotation": self.rotation,
                 "issuer_cert_pem": self.issuer_cert_pem,
                 "issuer_key_pem": self.issuer_key_pem,
             }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pulumi
@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from pulumi.output import UNKNOWN, contains_unknowns
 
 from components import common, sizing, versions
+from components.external_issuer import ExternalIssuer, ExternalIssuerArgs
 from components.identity import Webhook, WebhookCert
 
 NAMESPACE = "linkerd"
@@ -207,7 +208,8 @@ class MeshArgs:
     cluster_domain: str
     """The cluster's DNS domain, also the identity trust domain."""
     trust_anchor_pem: pulumi.Input[str]
-    """The trust anchor certificate every proxy trusts (public)."""
+    """The trust anchors every proxy trusts (public): one, or the new and the old one while a
+    rotation runs (`identityTrustAnchorsPEM`)."""
     webhook_certs: dict[str, WebhookCert]
     """Certificates for the three webhooks, so renders never generate new ones."""
     issuer_mode: str = "pulumi"
@@ -222,13 +224,17 @@ class MeshArgs:
     API CRDs (e.g. GKE), which would otherwise clash."""
     tracing: TracingHookup | None = None
     """Default: none, proxies do not export spans."""
+    external_issuer: ExternalIssuerArgs | None = None
+    """With issuer_mode `external`, required: what makes the issuer Secret and trust roots the
+    control plane mounts (its namespace is this component's). Default: none."""
 
 
 class Mesh(pulumi.ComponentResource):
     """Linkerd's CRDs and control plane.
 
     Children: the Gateway API CRDs (optional; the `gateway-crds-helm` chart, every object it
-    renders kept on destroy), the `linkerd` namespace, the `linkerd-crds` and
+    renders kept on destroy), the `linkerd` namespace, the external issuer (with issuer mode
+    `external`: components/external_issuer.py), the `linkerd-crds` and
     `linkerd-control-plane` charts. Anything meshed must depend on `control_plane`: the proxy
     injector's failure policy is `Ignore` in dev, so pods created before it is ready would
     silently run without a proxy.
@@ -282,6 +288,16 @@ class Mesh(pulumi.ComponentResource):
             {"installGatewayAPI": False},
             self,
         )
+        issuer_deps: list[pulumi.Resource] = []
+        if args.issuer_mode == "external":
+            assert args.external_issuer is not None, "issuer `external` needs its settings"
+            issuer_deps.append(
+                ExternalIssuer(
+                    f"{name}-external-issuer",
+                    replace(args.external_issuer, namespace=ns),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
         values = control_plane_values(
             args.profile,
             args.cluster_domain,
@@ -301,8 +317,9 @@ class Mesh(pulumi.ComponentResource):
             self,
             # The control plane creates policy resources whose CRDs the CRD chart installs, and
             # its policy controller only watches Gateway API kinds that exist when it starts.
-            # Both CRD sets install in parallel: one readiness stage.
-            depends_on=[self.crds, *crd_deps],
+            # Both CRD sets install in parallel: one readiness stage. An external issuer's
+            # Secret and trust roots must exist first, or identity and the injector never start.
+            depends_on=[self.crds, *crd_deps, *issuer_deps],
         )
 
         self.namespace = ns.metadata.name

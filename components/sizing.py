@@ -63,6 +63,11 @@ SIZES: dict[str, dict[str, Resources]] = {
         "grafana-init": _r("10m", "16Mi", "100m", "64Mi"),
         "emojivoto": _r("10m", "16Mi", "100m", "64Mi"),
         "vote-bot": _r("5m", "8Mi", "50m", "32Mi"),
+        # With an external identity issuer only (components/external_issuer.py).
+        "cert-manager": _r("10m", "48Mi", "200m", "256Mi"),
+        "cert-manager-webhook": _r("10m", "24Mi", "100m", "128Mi"),
+        "cert-manager-cainjector": _r("10m", "48Mi", "200m", "256Mi"),
+        "trust-manager": _r("10m", "32Mi", "100m", "128Mi"),
     },
     "prod": {
         "linkerd-proxy": _r("100m", "20Mi", "1", "250Mi"),
@@ -83,6 +88,11 @@ SIZES: dict[str, dict[str, Resources]] = {
         "grafana-init": _r("10m", "32Mi", "100m", "64Mi"),
         "emojivoto": _r("100m", "64Mi", "500m", "128Mi"),
         "vote-bot": _r("10m", "16Mi", "100m", "64Mi"),
+        # cainjector watches every Secret and webhook configuration in the cluster.
+        "cert-manager": _r("50m", "128Mi", "1", "512Mi"),
+        "cert-manager-webhook": _r("50m", "64Mi", "500m", "256Mi"),
+        "cert-manager-cainjector": _r("50m", "128Mi", "1", "1Gi"),
+        "trust-manager": _r("50m", "64Mi", "500m", "256Mi"),
     },
 }
 

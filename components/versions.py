@@ -36,6 +36,13 @@ GATEWAY_API_CRDS = ChartRef("gateway-crds-helm", "v1.8.3", "oci://docker.io/envo
 # the newest Linkerd's policy controller supports since edge-26.8.2 (linkerd2 #15567).
 GATEWAY_API_VERSION = "v1.5.1"
 
+# --- External identity issuer ------------------------------------------------------------------
+# Installed only with `linkerd.identity.issuer: external` and `installCertManager`.
+# https://github.com/cert-manager/cert-manager/tree/master/deploy/charts/cert-manager
+CERT_MANAGER = ChartRef("cert-manager", "v1.21.1", "https://charts.jetstack.io")
+# https://github.com/cert-manager/trust-manager/tree/main/deploy/charts/trust-manager
+TRUST_MANAGER = ChartRef("trust-manager", "v0.24.0", "https://charts.jetstack.io")
+
 # --- Tracing ---------------------------------------------------------------------------------
 # https://github.com/jaegertracing/helm-charts/tree/main/charts/jaeger (4.x = Jaeger v2). At
 # least 4.11.1: `jaeger.extraVolumes`/`extraVolumeMounts` (the Badger claim) came back there.

@@ -11,6 +11,7 @@ asks the cluster.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import importlib
 import os
@@ -23,6 +24,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from components.versions import ChartRef
 from policy import rules
@@ -41,6 +46,32 @@ def _import_helm() -> Any:
 helm = _import_helm()
 
 CHARTS_ENV = "MESHSTACK_CHARTS_DIR"
+
+
+def shared_anchor() -> tuple[str, str]:
+    """A trust anchor certificate and its key (PEM), as Linkerd's docs make one with `step
+    certificate create root.linkerd.cluster.local --profile root-ca`: ECDSA P-256, a CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "root.linkerd.cluster.local")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+_ANCHOR_PEM, _ANCHOR_KEY_PEM = shared_anchor()
 # As tests/test_program.py: the Kubernetes versions the project supports.
 KUBERNETES_VERSIONS = ("1.31.0", "1.35.0")
 # The stacks checked: both stack files, and dev exposed through NodePort Services (whose
@@ -75,6 +106,21 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             },
             # A team namespace, whose default-deny admits that scraper too.
             "onboarding": {"namespaces": [{"name": "team-a"}]},
+        },
+    ),
+    # The identity issuer from cert-manager and the roots from trust-manager, both installed by
+    # the stack (HA values), with the CA issuer the stack makes from a shared anchor and key.
+    "prod-external-issuer": (
+        "prod",
+        {
+            "linkerd": {
+                "identity": {
+                    "issuer": "external",
+                    "trustAnchorPem": _ANCHOR_PEM,
+                    "issuerRefName": "linkerd-trust-anchor",
+                }
+            },
+            "trustAnchorKeyPem": _ANCHOR_KEY_PEM,
         },
     ),
 }
@@ -206,6 +252,12 @@ def _ints(value: Any) -> Any:
     return value
 
 
+# How Helm splits a rendered template into objects (helm internal/release/v2/util/manifest.go
+# `sep`): `---` at the start of a line, whatever follows it. cert-manager's rbac.yaml renders
+# `---# Permission to approve ...`, which YAML itself does not read as a document start.
+HELM_DOCUMENT_SEPARATOR = re.compile(r"(?m)^---[ \t]*")
+
+
 def _is_hook(obj: dict[str, Any]) -> bool:
     return "helm.sh/hook" in ((obj.get("metadata") or {}).get("annotations") or {})
 
@@ -254,7 +306,7 @@ def render(chart_res: Resource) -> Rendered:
         return out
     texts = [text for path, text in sorted(manifests.items()) if not path.endswith("NOTES.txt")]
     for text in [*crds, *texts]:
-        for obj in yaml.safe_load_all(text):
+        for obj in map(yaml.safe_load, HELM_DOCUMENT_SEPARATOR.split(text)):
             # Pulumi's v4 Chart never runs hooks (helm.sh/hook objects are dropped).
             if not obj or _is_hook(obj):
                 continue

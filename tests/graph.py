@@ -36,7 +36,7 @@ PROJECT = "meshstack"
 SECRET_SIG = rpc._special_secret_sig
 SIG_KEY = rpc._special_sig_key
 # The stable "now" of the mock certificate authority, so two runs sign identical certificates.
-SECRET_CONFIG_KEYS = ("trustAnchorKeyPem", "alertWebhookUrl")
+SECRET_CONFIG_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl")
 MOCK_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 

@@ -24,6 +24,7 @@ CONTRACT: dict[str, bool] = {  # name → secret
     "vizNamespace": False,
     "trustDomain": False,
     "trustAnchorPem": False,
+    "identityRotation": False,
     "prometheusUrl": False,
     "tracing": False,
     "lokiPushUrl": False,

@@ -133,7 +133,9 @@ ACCEPTED: dict[str, Callable[[], Anchor]] = {
         identity={"issuerValidityHours": 2880, "issuerEarlyRenewalHours": 2160},
     ),
     "short-anchor-with-an-external-issuer": lambda: replace(
-        anchor(not_after=NOW + 30 * DAY), key="", identity={"issuer": "external"}
+        anchor(not_after=NOW + 30 * DAY),
+        key="",
+        identity={"issuer": "external", "issuerRefName": "linkerd-trust-anchor"},
     ),
 }
 

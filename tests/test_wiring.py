@@ -567,15 +567,28 @@ def _served_secrets(s: Stack, service: dict[str, Any], port: int) -> list[dict[s
     return out
 
 
+# Where cert-manager's cainjector takes the caBundle it writes into a webhook configuration: a
+# Certificate's CA (`<namespace>/<name>`), or a Secret's `ca.crt` (cert-manager's own webhook,
+# whose CA the webhook makes itself at start).
+CAINJECTOR_SOURCES = ("cert-manager.io/inject-ca-from", "cert-manager.io/inject-ca-from-secret")
+
+
 def test_every_webhook_serves_a_certificate_its_ca_bundle_verifies_for_its_service(
     s: Stack,
 ) -> None:
     calls = []  # (who, service ref, caBundle)
+    injected = []  # (who, service ref, cainjector annotation, its value)
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         for config in of_kind(s, kind):
+            annotations = config["metadata"].get("annotations") or {}
             for hook in config["webhooks"]:
                 cc = hook["clientConfig"]
+                source = [(k, v) for k, v in annotations.items() if k in CAINJECTOR_SOURCES]
+                if "caBundle" not in cc and source:
+                    injected.append((f"{kind} {hook['name']}", cc["service"], *source[0]))
+                    continue
                 calls.append((f"{kind} {hook['name']}", cc["service"], cc["caBundle"]))
+    _check_injected_ca_bundles(s, injected)
     for api in of_kind(s, "APIService"):
         calls.append(
             (
@@ -604,12 +617,46 @@ def test_every_webhook_serves_a_certificate_its_ca_bundle_verifies_for_its_servi
             assert key.public_key() == cert.public_key(), f"{where}: key does not match"
 
 
+def _check_injected_ca_bundles(s: Stack, injected: list[tuple[str, Any, str, str]]) -> None:
+    """A webhook whose caBundle cert-manager's cainjector writes at run time: cainjector runs,
+    and the CA it copies is the one that signs what the Service's pods serve."""
+    if not injected:
+        return
+    assert [w for w in workloads(s) if w.labels.get("app.kubernetes.io/component") == "cainjector"]
+    for who, ref, annotation, value in injected:
+        namespace, _, name = value.partition("/")
+        dns = f"{ref['name']}.{ref['namespace']}.svc"
+        arrivals = resolve(s, ref["name"], ref["namespace"], int(ref.get("port", 443)))
+        if annotation == "cert-manager.io/inject-ca-from":
+            # The pods serve the Secret the Certificate writes, for the Service's name.
+            cert = one(s, "Certificate", namespace, name)
+            assert dns in cert["spec"]["dnsNames"], f"{who}: {cert['spec']['dnsNames']}"
+            for a in arrivals:
+                mounted = {
+                    (v.get("secret") or {}).get("secretName") for v in a.workload.spec["volumes"]
+                }
+                assert cert["spec"]["secretName"] in mounted, f"{who}: {a.workload.name}"
+        else:
+            # The webhook makes its serving CA itself, in the Secret cainjector reads.
+            for a in arrivals:
+                args = [
+                    arg.replace("$(POD_NAMESPACE)", a.workload.namespace)
+                    for arg in a.container.get("args") or []
+                ]
+                assert f"--dynamic-serving-ca-secret-name={name}" in args, (who, args)
+                assert a.workload.namespace == namespace, who
+                assert f"--dynamic-serving-dns-names={dns}" in args, (who, args)
+
+
 def test_the_identity_issuer_is_a_ca_the_trust_anchor_signed_for_the_trust_domain(
     s: Stack,
 ) -> None:
     values = linkerd_values(s)
     domain = values["identityTrustDomain"]
     assert domain == s.graph.config.get("clusterDomain", "cluster.local")
+    if values["identity"]["externalCA"]:
+        _check_external_issuer(s, values, domain)
+        return
     roots = one(s, "ConfigMap", "linkerd", "linkerd-identity-trust-roots")["data"]["ca-bundle.crt"]
     (anchor,) = _pems(roots)
     assert _pems(s.graph.outputs["trustAnchorPem"]) == [anchor]
@@ -622,6 +669,55 @@ def test_the_identity_issuer_is_a_ca_the_trust_anchor_signed_for_the_trust_domai
     assert cn == f"identity.linkerd.{domain}"
     key = serialization.load_pem_private_key(_secret_data(secret, "key.pem").encode(), None)
     assert key.public_key() == issuer.public_key()
+
+
+def _check_external_issuer(s: Stack, values: dict[str, Any], domain: str) -> None:
+    """cert-manager and trust-manager write what the chart leaves out: the roots ConfigMap the
+    pods mount, holding the anchor, and the issuer Secret, a CA named for the trust domain."""
+    assert values["identity"]["issuer"]["scheme"] == "kubernetes.io/tls"
+    chart_made = [
+        c
+        for c in of_kind(s, "ConfigMap", "linkerd")
+        if c["metadata"]["name"] == "linkerd-identity-trust-roots"
+    ]
+    assert not chart_made, "the roots are trust-manager's to write"
+    (identity,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "linkerd-identity"]
+    volumes = {v["name"]: v for v in identity.spec["volumes"]}
+    roots_cm = volumes["trust-roots"]["configMap"]["name"]
+    issuer_secret = volumes["identity-issuer"]["secret"]["secretName"]
+
+    (bundle,) = [b for b in of_kind(s, "Bundle") if b["metadata"]["name"] == roots_cm]
+    target = bundle["spec"]["target"]
+    assert target["configMap"]["key"] == "ca-bundle.crt"
+    (ns,) = [n for n in of_kind(s, "Namespace") if n["metadata"]["name"] == "linkerd"]
+    selector = target["namespaceSelector"]["matchLabels"]
+    assert selector.items() <= ns["metadata"]["labels"].items(), "no roots in linkerd"
+    anchors = [a for src in bundle["spec"]["sources"] for a in _pems(src["inLine"])]
+    assert anchors == _pems(s.graph.outputs["trustAnchorPem"])
+
+    cert = one(s, "Certificate", "linkerd", issuer_secret)
+    spec = cert["spec"]
+    assert spec["secretName"] == issuer_secret and spec["isCA"] is True
+    # The identity controller refuses an issuer not named for its trust domain.
+    assert spec["commonName"] == f"identity.linkerd.{domain}"
+    assert spec["privateKey"]["algorithm"] == "ECDSA" and spec["privateKey"]["size"] == 256
+    ref = spec["issuerRef"]
+    kind = "ClusterIssuer" if ref["kind"] == "ClusterIssuer" else "Issuer"
+    issuers = [i for i in of_kind(s, kind) if i["metadata"]["name"] == ref["name"]]
+    if issuers:
+        # Made by the stack from the anchor's key: its CA Secret holds the anchor and that key.
+        (issuer,) = issuers
+        identity_config = s.graph.config["linkerd"]["identity"]
+        ca_ns = (
+            ns_of(issuer)
+            if kind == "Issuer"
+            else identity_config.get("certManagerNamespace", "cert-manager")
+        )
+        secret = one(s, "Secret", ca_ns, issuer["spec"]["ca"]["secretName"])
+        (ca,) = _pems(_secret_data(secret, "tls.crt"))
+        assert [ca] == anchors
+        key = serialization.load_pem_private_key(_secret_data(secret, "tls.key").encode(), None)
+        assert key.public_key() == ca.public_key()
 
 
 # --- Policy ----------------------------------------------------------------------------------

@@ -255,6 +255,8 @@ CHART_REFS = [
     versions.LINKERD_CONTROL_PLANE,
     versions.LINKERD_VIZ,
     versions.GATEWAY_API_CRDS,
+    versions.CERT_MANAGER,
+    versions.TRUST_MANAGER,
     versions.JAEGER,
     versions.OTEL_COLLECTOR,
     versions.LOKI,

@@ -233,8 +233,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         try:
             if deployed is not None:
-                deployed.destroy(on_output=print, color="never")
-                deployed.workspace.remove_stack(STACK)
+                # The generated trust anchor is protected; the stack goes with it.
+                deployed.destroy(on_output=print, color="never", exclude_protected=True)
+                deployed.workspace.remove_stack(STACK, force=True)
         finally:
             stack_file.write_bytes(original)
             subprocess.run(["kind", "delete", "cluster", "--name", cluster], check=False)
