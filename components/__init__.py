@@ -1,1 +1,0 @@
-"""meshstack components: one ComponentResource per module, plus pure helpers."""
