@@ -1,0 +1,1 @@
+"""Benchmarks and budgets of the program's own figures (`make bench`, tests/test_budgets.py)."""

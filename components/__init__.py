@@ -1,0 +1,1 @@
+"""meshstack components: one ComponentResource per module, plus pure helpers."""

@@ -1,0 +1,1269 @@
+"""Every configuration key of the stack, parsed, defaulted and validated in one place.
+
+`parse_settings` is a pure function: it takes the raw config map (keys without the
+`meshstack:` prefix, values as the strings Pulumi hands to the program) and returns frozen,
+typed settings. Every problem is collected and reported at once, naming the key, the bad
+value and what is accepted, before a single resource is registered. (The one input besides
+the config is the time a shared trust anchor must be valid at: `now`, the clock by default.)
+A value is never shown when it is, or may be, a secret.
+
+The defaults below are the same as the ones declared in `Pulumi.yaml` (a test holds the two
+together): the CLI applies the `Pulumi.yaml` defaults, but the program must not depend on it,
+because unit tests and the Automation API's inline programs run without them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import SignatureAlgorithmOID
+
+from components import lifecycle
+
+PROJECT = "meshstack"
+
+PROFILES = ("dev", "prod")
+ISSUER_MODES = ("pulumi", "external")
+# What signs the issuer certificate with an external issuer: cert-manager's two issuer kinds.
+ISSUER_REF_KINDS = ("ClusterIssuer", "Issuer")
+TRACE_STORAGES = ("memory", "badger")
+EXPOSURE_MODES = ("port-forward", "ingress", "loadBalancer", "nodePort")
+
+# RFC 1123 label, the rule Kubernetes applies to namespace names.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# `<namespace>/<serviceAccount>`: a namespace is a DNS label, a ServiceAccount a DNS subdomain.
+SCRAPER = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# A DNS subdomain (ingress base domain, cluster domain).
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+# Kubernetes resource quantity for storage, e.g. 10Gi, 500Mi.
+_STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+# Prometheus/Loki duration in whole hours, e.g. 24h, 168h.
+_HOURS = re.compile(r"^([1-9][0-9]*)h$")
+# Numbers as `pulumi config set --path` may store them: as text. Without `--type`, the CLI
+# turns only `true`, `false` and base-10 integers into YAML booleans and numbers and keeps
+# everything else (`0.99`) a string; `--type string` keeps all of them strings. Python's own
+# int() and float() also take `1_000`, ` 5`, `nan` and `inf`, which no one means here.
+_INT_TEXT = re.compile(r"^-?[0-9]+$")
+_NUMBER_TEXT = re.compile(r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$")
+_BOOL_TEXT = {"true": True, "false": False}
+
+# The issuer's renewal window. pulumi-tls renews a certificate only when a `pulumi up` runs
+# inside it, and `linkerd check` warns from 60 days before expiry (linkerd2
+# pkg/issuercerts/issuercerts.go expirationWarningThresholdInDays): 90 days leaves a month of
+# weekly renew runs before that. A renewed issuer then serves at least 30 days before its own
+# window opens, or nearly every run would renew it again.
+MIN_EARLY_RENEWAL_HOURS = 24 * 90
+MIN_ISSUER_SERVICE_HOURS = 24 * 30
+
+# Namespaces the platform owns: onboarding one of them would hand a team the platform's policy.
+RESERVED_NAMESPACES = frozenset(
+    {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "linkerd",
+        "linkerd-viz",
+        "tracing",
+        "logging",
+        "grafana",
+        "emojivoto",
+    }
+)
+
+
+class ConfigError(ValueError):
+    """Raised with every configuration problem found, one per line."""
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A config value that must only reach resources as a Pulumi secret.
+
+    `repr` hides the value so it never lands in a log or a test failure message.
+    """
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "SecretValue(***)"
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(frozen=True)
+class ExternalIssuerSettings:
+    """cert-manager issues Linkerd's identity issuer, trust-manager distributes the roots."""
+
+    issuer_ref_kind: str = "ClusterIssuer"
+    """Kind of the cert-manager issuer that signs: `ClusterIssuer`, or an `Issuer` in the
+    `linkerd` namespace."""
+    issuer_ref_name: str = ""
+    """Its name; required with issuer `external`."""
+    install_cert_manager: bool = True
+    """True: the stack installs cert-manager and trust-manager. False: both already run."""
+    cert_manager_namespace: str = "cert-manager"
+    """Where cert-manager and trust-manager run; a ClusterIssuer the stack makes (from the
+    anchor's key) keeps its CA Secret here, cert-manager's cluster resource namespace."""
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Linkerd mTLS identity: who makes the trust anchor and the issuer."""
+
+    issuer: str = "pulumi"
+    """`pulumi`: the stack makes the issuer with pulumi-tls. `external`: cert-manager manages
+    the `linkerd-identity-issuer` Secret and trust-manager the trust bundle
+    (`identity.externalCA`, issuer scheme `kubernetes.io/tls`)."""
+    external: ExternalIssuerSettings = ExternalIssuerSettings()
+    """With issuer `external`: which cert-manager issuer signs, and who installs cert-manager."""
+    rotation: str = "none"
+    """The trust-anchor rotation phase this `up` runs (components/lifecycle.py)."""
+    rotation_plan: lifecycle.Plan = lifecycle.STEADY
+    """The anchors this `up` trusts and signs with: `rotation` checked against the phase and
+    anchors the stack's last update exported."""
+    next_trust_anchor_pem: str = ""
+    """During a rotation, the new anchor given in config. Empty: the stack generates it."""
+    next_trust_anchor_key_pem: SecretValue = SecretValue("")
+    """The given new anchor's private key (config `nextTrustAnchorKeyPem`, a secret)."""
+    trust_anchor_pem: str = ""
+    """A trust anchor certificate shared with other clusters. Empty: the stack generates one."""
+    trust_anchor_key_pem: SecretValue = SecretValue("")
+    """The shared anchor's private key (config `trustAnchorKeyPem`, a secret); needed to sign
+    the issuer when `trust_anchor_pem` is set and the issuer is made by the stack."""
+    trust_anchor_validity_hours: int = 87600
+    issuer_validity_hours: int = 8760
+    issuer_early_renewal_hours: int = 2160
+    """Any `pulumi up` this close to the issuer's expiry renews it: 90 days, a month before
+    `linkerd check` warns."""
+
+
+@dataclass(frozen=True)
+class LinkerdSettings:
+    install_gateway_api_crds: bool = True
+    identity: IdentitySettings = IdentitySettings()
+    prometheus_url: str = ""
+    """An external Prometheus for viz; empty runs viz's bundled Prometheus."""
+    prometheus_scraper: tuple[str, str] = ("linkerd-viz", "prometheus")
+    """(namespace, ServiceAccount) of the meshed Prometheus that scrapes the proxies: what
+    default-deny namespaces admit on the proxies' admin port. Default: viz's bundled one."""
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    enabled: bool = True
+    open_census: bool = True
+    storage: str = "memory"
+    storage_size: str = "10Gi"
+    storage_class: str = ""
+    span_ttl_hours: int = 72
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    enabled: bool = True
+    retention_hours: int = 168
+    persistence: bool = False
+    storage_size: str = "10Gi"
+    storage_class: str = ""
+
+
+@dataclass(frozen=True)
+class GrafanaSettings:
+    enabled: bool = True
+    persistence: bool = False
+    grafana_com_dashboards: bool = True
+    success_rate_threshold: float = 0.95
+    latency_p99_ms: int = 500
+    alert_webhook_url: SecretValue = SecretValue("")
+
+
+@dataclass(frozen=True)
+class EmojivotoSettings:
+    enabled: bool = True
+    replicas: int = 1
+    vote_bot_replicas: int = 1
+    """The v11 vote-bot has no rate setting: each replica votes about once a second."""
+
+
+@dataclass(frozen=True)
+class ExposureSettings:
+    mode: str = "port-forward"
+    ingress_class: str = "nginx"
+    domain: str = ""
+    tls_secret: str = ""
+    cluster_issuer: str = ""
+    ingress_namespace: str = "ingress-nginx"
+    """Where the (meshed) ingress controller runs; its identity may call the app's web."""
+
+
+@dataclass(frozen=True)
+class TeamNamespace:
+    name: str
+    adopt: bool = False
+    """True: the namespace already exists; the stack patches its labels instead of creating it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    profile: str = "dev"
+    kubeconfig: str = ""
+    kube_context: str = ""
+    cluster_domain: str = "cluster.local"
+    linkerd: LinkerdSettings = LinkerdSettings()
+    tracing: TracingSettings = TracingSettings()
+    logging: LoggingSettings = LoggingSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+    emojivoto: EmojivotoSettings = EmojivotoSettings()
+    exposure: ExposureSettings = ExposureSettings()
+    teams: tuple[TeamNamespace, ...] = field(default_factory=tuple)
+
+    @property
+    def high_availability(self) -> bool:
+        return self.profile == "prod"
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Collects every problem with its key path instead of stopping at the first."""
+
+    def __init__(self, secret_keys: frozenset[str] = frozenset()) -> None:
+        self.errors: list[str] = []
+        self.secret_keys = secret_keys
+
+    def fail(self, key: str, value: Any, accepted: str) -> None:
+        # A value under a key set with --secret is never shown, whatever its type.
+        top = re.split(r"[.\[]", key, maxsplit=1)[0]
+        hidden = isinstance(value, SecretValue) or top in self.secret_keys
+        shown = "(secret)" if hidden else json.dumps(value)
+        self.errors.append(f"{PROJECT}:{key}: got {shown}; {accepted}")
+
+    def decode(self, key: str, raw: str | None, kind: str) -> Any:
+        """Turn the string Pulumi hands over into a Python value of the declared type."""
+        if raw is None:
+            return None
+        if kind == "string":
+            return raw
+        if kind == "boolean":
+            # Exactly the two words the CLI stores; JSON would also let `null` through as unset.
+            if raw in _BOOL_TEXT:
+                return _BOOL_TEXT[raw]
+            self.fail(key, raw, f"expected a boolean (write it as {_EXAMPLE[kind]})")
+            return None
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            self.fail(key, raw, f"expected a {kind} (write it as {_EXAMPLE[kind]})")
+            return None
+        return value
+
+    def pick(
+        self,
+        obj: Mapping[str, Any],
+        prefix: str,
+        name: str,
+        default: Any,
+        check: Callable[[Any], bool],
+        accepted: str,
+    ) -> Any:
+        if name not in obj or obj[name] is None:
+            return default
+        given = obj[name]
+        value = _as_declared(default, given)
+        # bool is an int in Python; a flag must not pass as a number or the reverse.
+        if isinstance(default, bool) != isinstance(value, bool) or not check(value):
+            self.fail(_join(prefix, name), given, accepted + _set_hint(prefix, name, default))
+            return default
+        return value
+
+    def unknown(self, obj: Mapping[str, Any], prefix: str, known: tuple[str, ...]) -> None:
+        for key in sorted(set(obj) - set(known)):
+            close = [k for k in known if k.lower() == key.lower() or _near(k, key)]
+            hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(known)}"
+            self.errors.append(f"{PROJECT}:{_join(prefix, key)}: unknown key; {hint}")
+
+
+_EXAMPLE = {
+    "boolean": "true or false",
+    "integer": "a whole number such as 3",
+    "number": "a number such as 0.95",
+    "object": "a map, e.g. `pulumi config set --path tracing.storage badger`",
+    "array": "a list",
+}
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _as_declared(default: Any, value: Any) -> Any:
+    """`value` as the type of its key (told by the key's default), when it is in a form the
+    CLI stores for that type; anything else comes back unchanged for the check to reject.
+
+    `pulumi config set --path grafana.alerts.successRate 0.99` stores the string "0.99"
+    (only integers and true/false become YAML numbers and booleans), `--type string` stores
+    "500" or "true" as strings, and `--path onboarding.namespaces[0].name 2024` stores a number.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(default, str) and isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, bool):
+        return _BOOL_TEXT.get(value, value)
+    if isinstance(default, int) and _INT_TEXT.match(value):
+        return int(value)
+    if isinstance(default, float) and _NUMBER_TEXT.match(value):
+        return float(value)
+    return value
+
+
+def _set_hint(prefix: str, name: str, default: Any) -> str:
+    """How to set a boolean or numeric key right, with its default as the example value."""
+    if isinstance(default, str):
+        return ""
+    key = _join(prefix, name)
+    if prefix:
+        shown = f"'{key}'" if "[" in key else key
+        return f"; set it with `pulumi config set --path {shown} {json.dumps(default)}`"
+    return f"; set it with `pulumi config set {key} {json.dumps(default)}`"
+
+
+def _near(a: str, b: str) -> bool:
+    """True when two keys differ by one edit: enough to catch a typo."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _is_int(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], bool]:
+    return lambda v: v in options
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and bool(pattern.match(v))
+
+
+def _hours(value: str) -> int:
+    match = _HOURS.match(value)
+    assert match  # checked by the caller
+    return int(match.group(1))
+
+
+# Top-level keys: name → declared type. Pulumi.yaml declares exactly these (a test checks).
+TOP_LEVEL_KEYS: dict[str, str] = {
+    "profile": "string",
+    "kubeconfig": "string",
+    "kubeContext": "string",
+    "clusterDomain": "string",
+    "linkerd": "object",
+    "trustAnchorKeyPem": "string",
+    "nextTrustAnchorKeyPem": "string",
+    "enableTracing": "boolean",
+    "tracing": "object",
+    "enableLogging": "boolean",
+    "logging": "object",
+    "enableGrafana": "boolean",
+    "grafana": "object",
+    "alertWebhookUrl": "string",
+    "enableEmojivoto": "boolean",
+    "emojivoto": "object",
+    "exposure": "object",
+    "onboarding": "object",
+}
+
+# Keys whose values must be set with `pulumi config set --secret`.
+SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl")
+
+
+# The engine's builtin function that reads a stack's outputs (pulumi/pulumi
+# pkg/resource/deploy/builtins.go): {"name": "<org>/<project>/<stack>"} → {"outputs": {...}}.
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+
+
+def previous_outputs(result: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The outputs of the stack's last update, from a `readStackOutputs` result (empty for a
+    stack never updated, or under test mocks that answer nothing)."""
+    outputs = (result or {}).get("outputs") or {}
+    return dict(outputs) if isinstance(outputs, Mapping) else {}
+
+
+def parse_settings(
+    raw: Mapping[str, str],
+    stack: str,
+    secret_keys: frozenset[str] = frozenset(),
+    now: datetime.datetime | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Parse the raw config (keys without the project prefix) into `Settings`.
+
+    `now` (default: the current time) is when a shared trust anchor must be valid.
+    `previous` holds the outputs of the stack's last update (empty before the first), for
+    changes that are only safe relative to what is deployed.
+    Raises `ConfigError` listing every problem found.
+    """
+    r = _Reader(secret_keys)
+    r.unknown(raw, "", tuple(TOP_LEVEL_KEYS))
+    values = {k: r.decode(k, raw.get(k), kind) for k, kind in TOP_LEVEL_KEYS.items()}
+    for key, kind in TOP_LEVEL_KEYS.items():
+        value = values[key]
+        if value is None:
+            continue
+        expected = {"string": str, "boolean": bool, "object": dict}[kind]
+        if not isinstance(value, expected):
+            r.fail(key, value, f"expected a {kind} (write it as {_EXAMPLE.get(kind, 'text')})")
+            values[key] = None
+    for key in SECRET_KEYS:
+        if values[key] and key not in secret_keys:
+            r.errors.append(
+                f"{PROJECT}:{key}: is stored in plain text; set it with "
+                f"`pulumi config set --secret {key} <value>`"
+            )
+
+    top = {k: v for k, v in values.items() if v is not None and TOP_LEVEL_KEYS[k] != "object"}
+    profile = r.pick(top, "", "profile", "dev", _one_of(PROFILES), f"expected one of {PROFILES}")
+    cluster_domain = r.pick(
+        top,
+        "",
+        "clusterDomain",
+        "cluster.local",
+        _matches(_DNS_NAME),
+        "expected a DNS name such as cluster.local",
+    )
+
+    settings = Settings(
+        stack=stack,
+        profile=profile,
+        kubeconfig=top.get("kubeconfig", ""),
+        kube_context=top.get("kubeContext", ""),
+        cluster_domain=cluster_domain,
+        linkerd=_linkerd(
+            r,
+            values["linkerd"] or {},
+            values["trustAnchorKeyPem"] or "",
+            values["nextTrustAnchorKeyPem"] or "",
+        ),
+        tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
+        logging=_logging(r, values["logging"] or {}, _flag(values, "enableLogging")),
+        grafana=_grafana(
+            r,
+            values["grafana"] or {},
+            _flag(values, "enableGrafana"),
+            values["alertWebhookUrl"] or "",
+        ),
+        emojivoto=_emojivoto(r, values["emojivoto"] or {}, _flag(values, "enableEmojivoto")),
+        exposure=_exposure(r, values["exposure"] or {}),
+        teams=_onboarding(r, values["onboarding"] or {}),
+    )
+    _cross_checks(r, settings)
+    _check_volumes(r, settings, previous or {})
+    _check_trust_anchor(r, settings, now or datetime.datetime.now(datetime.UTC))
+    settings = _identity_lifecycle(r, settings, previous or {})
+    if r.errors:
+        raise ConfigError("\n".join(r.errors))
+    return settings
+
+
+def _flag(values: Mapping[str, Any], key: str) -> bool:
+    value = values.get(key)
+    return True if value is None else bool(value)
+
+
+def _linkerd(
+    r: _Reader, obj: Mapping[str, Any], anchor_key: str, next_anchor_key: str = ""
+) -> LinkerdSettings:
+    r.unknown(
+        obj, "linkerd", ("installGatewayApiCrds", "identity", "prometheusUrl", "prometheusScraper")
+    )
+    ident = obj.get("identity") or {}
+    if not isinstance(ident, dict):
+        r.fail("linkerd.identity", ident, "expected a map of identity settings")
+        ident = {}
+    keys = (
+        "issuer",
+        "trustAnchorPem",
+        "trustAnchorValidityHours",
+        "issuerValidityHours",
+        "issuerEarlyRenewalHours",
+        "rotation",
+        "nextTrustAnchorPem",
+        "issuerRefKind",
+        "issuerRefName",
+        "installCertManager",
+        "certManagerNamespace",
+    )
+    r.unknown(ident, "linkerd.identity", keys)
+    d = IdentitySettings()
+    p = "linkerd.identity"
+    # Only the type here: what the PEM holds is checked by `_check_trust_anchor`, which never
+    # prints it (someone may have pasted a private key).
+    anchor_pem = r.pick(
+        ident,
+        p,
+        "trustAnchorPem",
+        "",
+        lambda v: isinstance(v, str),
+        "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or empty to generate one",
+    )
+    identity = IdentitySettings(
+        issuer=r.pick(
+            ident, p, "issuer", d.issuer, _one_of(ISSUER_MODES), f"expected one of {ISSUER_MODES}"
+        ),
+        trust_anchor_pem=anchor_pem,
+        trust_anchor_key_pem=SecretValue(anchor_key),
+        external=_external_issuer(r, ident, p),
+        rotation=r.pick(
+            ident,
+            p,
+            "rotation",
+            d.rotation,
+            _one_of(lifecycle.PHASES),
+            f"expected one of {lifecycle.PHASES} (README: Rotate the trust anchor)",
+        ),
+        next_trust_anchor_pem=r.pick(
+            ident,
+            p,
+            "nextTrustAnchorPem",
+            "",
+            lambda v: isinstance(v, str),
+            "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or empty to generate one",
+        ),
+        next_trust_anchor_key_pem=SecretValue(next_anchor_key),
+        trust_anchor_validity_hours=r.pick(
+            ident,
+            p,
+            "trustAnchorValidityHours",
+            d.trust_anchor_validity_hours,
+            _is_int(24 * 30, 24 * 365 * 20),
+            "expected hours between 720 (30 days) and 175200 (20 years)",
+        ),
+        issuer_validity_hours=r.pick(
+            ident,
+            p,
+            "issuerValidityHours",
+            d.issuer_validity_hours,
+            _is_int(MIN_EARLY_RENEWAL_HOURS + MIN_ISSUER_SERVICE_HOURS, 24 * 365 * 5),
+            f"expected hours between {MIN_EARLY_RENEWAL_HOURS + MIN_ISSUER_SERVICE_HOURS} (the "
+            "90-day renewal window after 30 days of service) and 43800 (5 years)",
+        ),
+        issuer_early_renewal_hours=r.pick(
+            ident,
+            p,
+            "issuerEarlyRenewalHours",
+            d.issuer_early_renewal_hours,
+            _is_int(MIN_EARLY_RENEWAL_HOURS, 24 * 365 * 5),
+            f"expected hours between {MIN_EARLY_RENEWAL_HOURS} (90 days: `linkerd check` warns "
+            "from 60 days before expiry, and only a `pulumi up` inside the window renews) and "
+            "43800",
+        ),
+    )
+    prometheus_url = r.pick(
+        obj,
+        "linkerd",
+        "prometheusUrl",
+        "",
+        lambda v: isinstance(v, str) and (v == "" or re.match(r"^https?://[^\s/]+", v) is not None),
+        "expected an http(s) URL such as http://prometheus.monitoring:9090, or empty for viz's own",
+    )
+    # Meshed namespaces deny by default, so whoever scrapes the proxies must be named: viz's
+    # own Prometheus, or the external one, which must then run meshed as this identity.
+    scraper = r.pick(
+        obj,
+        "linkerd",
+        "prometheusScraper",
+        "",
+        lambda v: isinstance(v, str) and (v == "" or SCRAPER.match(v) is not None),
+        "expected <namespace>/<serviceAccount> of the meshed Prometheus that scrapes Linkerd's "
+        "proxies, e.g. monitoring/prometheus",
+    )
+    if prometheus_url and obj.get("prometheusScraper") in (None, ""):
+        r.fail(
+            "linkerd.prometheusScraper",
+            "",
+            "required with linkerd.prometheusUrl: meshed namespaces deny by default, so name the "
+            "<namespace>/<serviceAccount> your (meshed) Prometheus runs as, e.g. "
+            "`pulumi config set --path linkerd.prometheusScraper monitoring/prometheus`",
+        )
+    elif scraper and not prometheus_url:
+        r.fail(
+            "linkerd.prometheusScraper",
+            scraper,
+            "only with linkerd.prometheusUrl; viz's own Prometheus is admitted already, so "
+            "remove it or set linkerd.prometheusUrl",
+        )
+    namespace, _, account = (scraper or "").partition("/")
+    return LinkerdSettings(
+        install_gateway_api_crds=r.pick(
+            obj, "linkerd", "installGatewayApiCrds", True, _is_bool, "expected true or false"
+        ),
+        identity=identity,
+        prometheus_url=prometheus_url,
+        prometheus_scraper=(namespace, account) if account else LinkerdSettings.prometheus_scraper,
+    )
+
+
+def _external_issuer(r: _Reader, ident: Mapping[str, Any], p: str) -> ExternalIssuerSettings:
+    d = ExternalIssuerSettings()
+    return ExternalIssuerSettings(
+        issuer_ref_kind=r.pick(
+            ident,
+            p,
+            "issuerRefKind",
+            d.issuer_ref_kind,
+            _one_of(ISSUER_REF_KINDS),
+            f"expected one of {ISSUER_REF_KINDS}",
+        ),
+        issuer_ref_name=r.pick(
+            ident,
+            p,
+            "issuerRefName",
+            "",
+            _empty_or_dns_name,
+            "expected the name of a cert-manager issuer, such as linkerd-trust-anchor",
+        ),
+        install_cert_manager=r.pick(
+            ident,
+            p,
+            "installCertManager",
+            d.install_cert_manager,
+            _is_bool,
+            "expected true or false",
+        ),
+        cert_manager_namespace=r.pick(
+            ident,
+            p,
+            "certManagerNamespace",
+            d.cert_manager_namespace,
+            _matches(DNS_LABEL),
+            "expected a namespace name such as cert-manager",
+        ),
+    )
+
+
+def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettings:
+    keys = ("openCensus", "storage", "storageSize", "storageClass", "spanTtl")
+    r.unknown(obj, "tracing", keys)
+    d = TracingSettings()
+    ttl = r.pick(
+        obj,
+        "tracing",
+        "spanTtl",
+        f"{d.span_ttl_hours}h",
+        _matches(_HOURS),
+        "expected whole hours such as 72h",
+    )
+    return TracingSettings(
+        enabled=enabled,
+        open_census=r.pick(
+            obj, "tracing", "openCensus", d.open_census, _is_bool, "expected true or false"
+        ),
+        storage=r.pick(
+            obj,
+            "tracing",
+            "storage",
+            d.storage,
+            _one_of(TRACE_STORAGES),
+            f"expected one of {TRACE_STORAGES}",
+        ),
+        storage_size=r.pick(
+            obj,
+            "tracing",
+            "storageSize",
+            d.storage_size,
+            _matches(_STORAGE),
+            "expected a size such as 10Gi",
+        ),
+        storage_class=r.pick(obj, "tracing", "storageClass", "", _empty_or_dns_name, _SC_HELP),
+        span_ttl_hours=_hours(ttl),
+    )
+
+
+_SC_HELP = "expected a StorageClass name, or empty for the cluster default"
+
+
+def _empty_or_dns_name(v: Any) -> bool:
+    return isinstance(v, str) and (v == "" or bool(_DNS_NAME.match(v)))
+
+
+def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettings:
+    r.unknown(obj, "logging", ("retention", "persistence", "storageSize", "storageClass"))
+    d = LoggingSettings()
+    retention = r.pick(
+        obj,
+        "logging",
+        "retention",
+        f"{d.retention_hours}h",
+        lambda v: _matches(_HOURS)(v) and _hours(v) >= 24 and _hours(v) % 24 == 0,
+        "expected whole days in hours, at least 24h (Loki's index period), such as 168h",
+    )
+    return LoggingSettings(
+        enabled=enabled,
+        retention_hours=_hours(retention),
+        persistence=r.pick(
+            obj, "logging", "persistence", d.persistence, _is_bool, "expected true or false"
+        ),
+        storage_size=r.pick(
+            obj,
+            "logging",
+            "storageSize",
+            d.storage_size,
+            _matches(_STORAGE),
+            "expected a size such as 10Gi",
+        ),
+        storage_class=r.pick(obj, "logging", "storageClass", "", _empty_or_dns_name, _SC_HELP),
+    )
+
+
+def _grafana(r: _Reader, obj: Mapping[str, Any], enabled: bool, webhook: str) -> GrafanaSettings:
+    r.unknown(obj, "grafana", ("persistence", "grafanaComDashboards", "alerts"))
+    alerts = obj.get("alerts") or {}
+    if not isinstance(alerts, dict):
+        r.fail("grafana.alerts", alerts, "expected a map with successRate and latencyP99Ms")
+        alerts = {}
+    r.unknown(alerts, "grafana.alerts", ("successRate", "latencyP99Ms"))
+    d = GrafanaSettings()
+    if webhook and not re.match(r"^https?://\S+$", webhook):
+        r.fail("alertWebhookUrl", SecretValue(webhook), "expected an http(s) URL")
+    return GrafanaSettings(
+        enabled=enabled,
+        persistence=r.pick(
+            obj, "grafana", "persistence", d.persistence, _is_bool, "expected true or false"
+        ),
+        grafana_com_dashboards=r.pick(
+            obj,
+            "grafana",
+            "grafanaComDashboards",
+            d.grafana_com_dashboards,
+            _is_bool,
+            "expected true or false",
+        ),
+        success_rate_threshold=float(
+            r.pick(
+                alerts,
+                "grafana.alerts",
+                "successRate",
+                d.success_rate_threshold,
+                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
+                "expected a fraction between 0 and 1 (exclusive), such as 0.95",
+            )
+        ),
+        latency_p99_ms=r.pick(
+            alerts,
+            "grafana.alerts",
+            "latencyP99Ms",
+            d.latency_p99_ms,
+            _is_int(1, 600_000),
+            "expected milliseconds, such as 500",
+        ),
+        alert_webhook_url=SecretValue(webhook),
+    )
+
+
+def _emojivoto(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> EmojivotoSettings:
+    r.unknown(obj, "emojivoto", ("replicas", "voteBotReplicas"))
+    return EmojivotoSettings(
+        enabled=enabled,
+        replicas=r.pick(
+            obj, "emojivoto", "replicas", 1, _is_int(1, 10), "expected a whole number from 1 to 10"
+        ),
+        vote_bot_replicas=r.pick(
+            obj,
+            "emojivoto",
+            "voteBotReplicas",
+            1,
+            _is_int(0, 20),
+            "expected a whole number from 0 (no traffic) to 20; each replica votes about once "
+            "a second",
+        ),
+    )
+
+
+def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
+    r.unknown(
+        obj,
+        "exposure",
+        ("mode", "ingressClass", "domain", "tlsSecret", "clusterIssuer", "ingressNamespace"),
+    )
+    d = ExposureSettings()
+    p = "exposure"
+    return ExposureSettings(
+        mode=r.pick(
+            obj, p, "mode", d.mode, _one_of(EXPOSURE_MODES), f"expected one of {EXPOSURE_MODES}"
+        ),
+        ingress_class=r.pick(
+            obj,
+            p,
+            "ingressClass",
+            d.ingress_class,
+            _matches(_DNS_NAME),
+            "expected an IngressClass name such as nginx",
+        ),
+        domain=r.pick(
+            obj,
+            p,
+            "domain",
+            "",
+            _empty_or_dns_name,
+            "expected a lower-case DNS name such as mesh.example.com",
+        ),
+        tls_secret=r.pick(
+            obj,
+            p,
+            "tlsSecret",
+            "",
+            _empty_or_dns_name,
+            "expected the name of a kubernetes.io/tls Secret",
+        ),
+        cluster_issuer=r.pick(
+            obj,
+            p,
+            "clusterIssuer",
+            "",
+            _empty_or_dns_name,
+            "expected the name of a cert-manager ClusterIssuer",
+        ),
+        ingress_namespace=r.pick(
+            obj,
+            p,
+            "ingressNamespace",
+            d.ingress_namespace,
+            _matches(DNS_LABEL),
+            "expected a namespace name",
+        ),
+    )
+
+
+def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]:
+    r.unknown(obj, "onboarding", ("namespaces",))
+    entries = obj.get("namespaces") or []
+    if not isinstance(entries, list):
+        r.fail("onboarding.namespaces", entries, 'expected a list such as [{"name": "team-a"}]')
+        return ()
+    teams: list[TeamNamespace] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        p = f"onboarding.namespaces[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            r.fail(p, entry, 'expected a name or a map such as {"name": "team-a", "adopt": false}')
+            continue
+        r.unknown(entry, p, ("name", "adopt"))
+        name = _as_declared("", entry.get("name"))
+        if not isinstance(name, str) or not DNS_LABEL.match(name):
+            r.fail(
+                f"{p}.name",
+                name,
+                "expected a namespace name: lower-case letters, digits "
+                "and '-', at most 63 characters",
+            )
+            continue
+        if name in RESERVED_NAMESPACES:
+            r.fail(f"{p}.name", name, "this namespace belongs to the platform; choose a team's own")
+            continue
+        if name in seen:
+            r.fail(f"{p}.name", name, "listed twice; list each namespace once")
+            continue
+        seen.add(name)
+        adopt = r.pick(entry, p, "adopt", False, _is_bool, "expected true or false")
+        teams.append(TeamNamespace(name=name, adopt=adopt))
+    return tuple(teams)
+
+
+def _cross_checks(r: _Reader, s: Settings) -> None:
+    """Rules that tie keys together."""
+    ident = s.linkerd.identity
+    early, validity = ident.issuer_early_renewal_hours, ident.issuer_validity_hours
+    # A value already reported stands in as its default here; one line about it is enough.
+    lifetimes = ("issuerEarlyRenewalHours", "issuerValidityHours")
+    reported = any(
+        e.startswith(f"{PROJECT}:linkerd.identity.{k}:") for e in r.errors for k in lifetimes
+    )
+    if not reported and validity - early < MIN_ISSUER_SERVICE_HOURS:
+        # issuerValidityHours' own floor leaves room for the shortest window, so lowering this
+        # one always fixes it.
+        r.fail(
+            "linkerd.identity.issuerEarlyRenewalHours",
+            early,
+            f"with linkerd.identity.issuerValidityHours {validity} the issuer would serve "
+            f"{max(validity - early, 0)}h before renewal starts, under the "
+            f"{MIN_ISSUER_SERVICE_HOURS}h (30 days) a renewed issuer must serve; lower it to "
+            f"{validity - MIN_ISSUER_SERVICE_HOURS} or less, or raise "
+            f"linkerd.identity.issuerValidityHours to {early + MIN_ISSUER_SERVICE_HOURS} or more",
+        )
+    if ident.issuer_validity_hours >= ident.trust_anchor_validity_hours:
+        r.fail(
+            "linkerd.identity.issuerValidityHours",
+            ident.issuer_validity_hours,
+            f"must be shorter than trustAnchorValidityHours "
+            f"({ident.trust_anchor_validity_hours}): the anchor must outlive the issuer",
+        )
+    if ident.issuer == "pulumi" and ident.trust_anchor_pem and not ident.trust_anchor_key_pem:
+        r.errors.append(
+            f"{PROJECT}:trustAnchorKeyPem: missing; a shared linkerd.identity.trustAnchorPem "
+            "needs its private key to sign this cluster's issuer: "
+            "`pulumi config set --secret trustAnchorKeyPem < anchor.key`"
+        )
+    if ident.trust_anchor_key_pem and not ident.trust_anchor_pem:
+        r.errors.append(
+            f"{PROJECT}:trustAnchorKeyPem: set without linkerd.identity.trustAnchorPem; "
+            "set both to share a trust anchor, or neither to generate one"
+        )
+    if ident.issuer == "external" and not ident.trust_anchor_pem:
+        r.errors.append(
+            f"{PROJECT}:linkerd.identity.trustAnchorPem: missing; with issuer `external` the "
+            "trust anchor is managed outside the stack, so give its certificate (PEM) here"
+        )
+    if s.exposure.mode == "ingress" and not s.exposure.domain:
+        r.errors.append(
+            f"{PROJECT}:exposure.domain: missing; ingress mode needs a base domain, e.g. "
+            "`pulumi config set --path exposure.domain mesh.example.com`"
+        )
+    if s.exposure.tls_secret and s.exposure.cluster_issuer:
+        r.fail(
+            "exposure.clusterIssuer",
+            s.exposure.cluster_issuer,
+            "set either exposure.tlsSecret or exposure.clusterIssuer, not both",
+        )
+    if s.exposure.mode != "ingress" and (s.exposure.tls_secret or s.exposure.cluster_issuer):
+        r.fail(
+            "exposure.mode",
+            s.exposure.mode,
+            "TLS settings only apply to `ingress`; set mode to ingress or drop them",
+        )
+    if s.profile == "prod" and not (s.kube_context or s.kubeconfig):
+        # Without either, `pulumi up` deploys to whatever context is current on the machine
+        # that runs it: a laptop's kind cluster today, someone else's cluster tomorrow.
+        r.errors.append(
+            f"{PROJECT}:kubeContext: missing; the prod profile deploys only to a cluster its "
+            "stack names: `pulumi config set kubeContext <context>` (one of `kubectl config "
+            "get-contexts`), or set kubeconfig"
+        )
+    if s.profile == "dev" and s.exposure.mode == "loadBalancer":
+        r.fail(
+            "exposure.mode",
+            "loadBalancer",
+            "the dev profile exposes nothing publicly; use nodePort or port-forward, "
+            "or set profile to prod",
+        )
+
+
+# --- Volumes that already exist --------------------------------------------------------------
+# A claim is sized when it is created; Kubernetes only ever grows it, and only where its
+# StorageClass allows expansion. The stack exports each volume's size, and refuses a change
+# that could not be carried out, before any resource.
+
+# Stack outputs (README "Outputs"): the size each volume was asked for, "" when there is none.
+LOKI_STORAGE_OUTPUT = "lokiStorageSize"
+JAEGER_STORAGE_OUTPUT = "jaegerStorageSize"
+_UNITS = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def storage_bytes(size: str) -> int:
+    """Bytes of a size `_STORAGE` accepts (`500Mi`, `10Gi`, `1Ti`)."""
+    return int(size[:-2]) * _UNITS[size[-2:]]
+
+
+def volume_sizes(s: Settings) -> dict[str, str]:
+    """The `*StorageSize` outputs for these settings: the size of each volume the stack asks
+    for, or "" when it has none (the feature off, or its data in memory or an emptyDir)."""
+    loki = s.logging.enabled and s.logging.persistence
+    badger = s.tracing.enabled and s.tracing.storage == "badger"
+    return {
+        LOKI_STORAGE_OUTPUT: s.logging.storage_size if loki else "",
+        JAEGER_STORAGE_OUTPUT: s.tracing.storage_size if badger else "",
+    }
+
+
+def _deployed_size(previous: Mapping[str, Any], output: str) -> str:
+    value = previous.get(output)
+    return value if isinstance(value, str) and _STORAGE.match(value) else ""
+
+
+def _check_volumes(r: _Reader, s: Settings, previous: Mapping[str, Any]) -> None:
+    """Sizes compared with the volumes the last update made (`previous`, its outputs)."""
+    now = volume_sizes(s)
+    loki_was = _deployed_size(previous, LOKI_STORAGE_OUTPUT)
+    loki = now[LOKI_STORAGE_OUTPUT]
+    if loki and loki_was and loki != loki_was:
+        # The loki chart sizes the claim through the StatefulSet's volumeClaimTemplates, which
+        # the API server refuses to change, so Pulumi would replace the StatefulSet; the claim
+        # (retained) would keep its size, and the chart's resize is a Helm hook the v4 Chart
+        # never runs.
+        r.fail(
+            "logging.storageSize",
+            loki,
+            f"Loki's volume `storage-loki-0` was created at {loki_was}, and a new size would "
+            f"only replace the Loki StatefulSet, never resize the claim; set it back to "
+            f"{loki_was}: `pulumi config set --path logging.storageSize {loki_was}`, and grow "
+            'the claim itself as README "Resize" shows',
+        )
+    badger_was = _deployed_size(previous, JAEGER_STORAGE_OUTPUT)
+    badger = now[JAEGER_STORAGE_OUTPUT]
+    if badger and badger_was and storage_bytes(badger) < storage_bytes(badger_was):
+        # The Badger claim is the stack's own: a larger size is an in-place update, which
+        # Kubernetes carries out where the StorageClass allows expansion. Smaller it refuses.
+        r.fail(
+            "tracing.storageSize",
+            badger,
+            f"the Badger volume `jaeger-badger` is {badger_was} and Kubernetes never shrinks "
+            f"a claim; set {badger_was} or more: "
+            f"`pulumi config set --path tracing.storageSize {badger_was}`",
+        )
+
+
+# --- Who issues, and which anchors this update trusts --------------------------------------
+
+
+def _identity_lifecycle(r: _Reader, s: Settings, previous: Mapping[str, Any]) -> Settings:
+    """The external issuer's keys, and the rotation phase checked against the stack's last
+    update (`previous`): the settings with the anchors this update trusts and signs with."""
+    ident = s.linkerd.identity
+    p = f"{PROJECT}:linkerd.identity"
+    if ident.issuer == "external":
+        if not ident.external.issuer_ref_name:
+            r.errors.append(
+                f"{p}.issuerRefName: missing; with issuer `external` a cert-manager issuer signs "
+                "Linkerd's identity issuer certificate: name it (a ClusterIssuer, or an Issuer in "
+                "the linkerd namespace with issuerRefKind Issuer), e.g. `pulumi config set --path "
+                "linkerd.identity.issuerRefName linkerd-trust-anchor`; with trustAnchorKeyPem "
+                "set the stack makes it"
+            )
+        if ident.rotation != "none" and not ident.next_trust_anchor_pem:
+            r.errors.append(
+                f"{p}.nextTrustAnchorPem: missing; with issuer `external` a rotation's new "
+                "anchor is given, since cert-manager's issuer must sign with it from the `issuer` "
+                "phase on: `pulumi config set --path linkerd.identity.nextTrustAnchorPem -- "
+                '"$(cat new-ca.crt)"`'
+            )
+    # Who signs the issuer needs the new anchor's key: the stack (issuer `pulumi`), or the CA
+    # issuer the stack makes for cert-manager (issuer `external` with trustAnchorKeyPem).
+    signs_here = ident.issuer == "pulumi" or bool(ident.trust_anchor_key_pem)
+    if signs_here and ident.next_trust_anchor_pem and not ident.next_trust_anchor_key_pem:
+        r.errors.append(
+            f"{PROJECT}:nextTrustAnchorKeyPem: missing; the new anchor in "
+            "linkerd.identity.nextTrustAnchorPem signs the issuer from the `issuer` phase on: "
+            "`pulumi config set --secret nextTrustAnchorKeyPem < new-anchor.key`"
+        )
+    if ident.next_trust_anchor_key_pem and not ident.next_trust_anchor_pem:
+        r.errors.append(
+            f"{PROJECT}:nextTrustAnchorKeyPem: set without linkerd.identity.nextTrustAnchorPem; "
+            "set both to rotate onto a given anchor, or neither to have the stack generate it"
+        )
+    requested = lifecycle.Requested(
+        ident.rotation, ident.trust_anchor_pem, ident.next_trust_anchor_pem
+    )
+    plan, problems = lifecycle.plan(requested, lifecycle.deployed(previous))
+    r.errors += [f"{PROJECT}:{key}: {problem}" for key, problem in problems]
+    return replace(s, linkerd=replace(s.linkerd, identity=replace(ident, rotation_plan=plan)))
+
+
+# --- A shared trust anchor -------------------------------------------------------------------
+# Read here as Linkerd and pulumi-tls will read it, so a bad anchor stops the program before a
+# resource exists instead of failing a chart or a certificate halfway through `pulumi up`.
+# Neither PEM is ever printed: the key is a secret, and so may be whatever was pasted in place
+# of the certificate.
+
+_PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
+# `linkerd check` (pkg/issuercerts CheckTrustAnchorAlgoRequirements) takes an ECDSA P-256 or
+# an RSA 2048/4096 anchor, signed with SHA-256; the ECDSA one also with an RSA signature.
+_ANCHOR_SIGNATURES = {
+    "ECDSA": (SignatureAlgorithmOID.ECDSA_WITH_SHA256, SignatureAlgorithmOID.RSA_WITH_SHA256),
+    "RSA": (SignatureAlgorithmOID.RSA_WITH_SHA256,),
+}
+# Linkerd's documented way to make an anchor (linkerd.io, "Generating your own mTLS root
+# certificates").
+_MAKE_ANCHOR = (
+    "`step certificate create root.linkerd.cluster.local ca.crt ca.key --profile root-ca "
+    "--no-password --insecure`"
+)
+
+
+def _check_trust_anchor(r: _Reader, s: Settings, now: datetime.datetime) -> None:
+    ident = s.linkerd.identity
+    cert = _anchor_certificate(r, s, now) if ident.trust_anchor_pem else None
+    if ident.trust_anchor_key_pem:
+        _anchor_key(r, ident.trust_anchor_key_pem.value, cert)
+    # A new anchor given for a rotation is read exactly as the current one: it signs the
+    # issuer from the `issuer` phase on.
+    cert = None
+    if ident.next_trust_anchor_pem:
+        cert = _anchor_certificate(r, s, now, _NEXT_ANCHOR_KEYS, ident.next_trust_anchor_pem)
+    if ident.next_trust_anchor_key_pem:
+        _anchor_key(r, ident.next_trust_anchor_key_pem.value, cert, _NEXT_ANCHOR_KEYS)
+
+
+@dataclass(frozen=True)
+class _AnchorKeys:
+    """The config keys of an anchor certificate and of its private key."""
+
+    cert: str
+    key: str
+
+
+_ANCHOR_KEYS = _AnchorKeys("linkerd.identity.trustAnchorPem", "trustAnchorKeyPem")
+_NEXT_ANCHOR_KEYS = _AnchorKeys("linkerd.identity.nextTrustAnchorPem", "nextTrustAnchorKeyPem")
+
+
+def _anchor_certificate(
+    r: _Reader,
+    s: Settings,
+    now: datetime.datetime,
+    keys: _AnchorKeys = _ANCHOR_KEYS,
+    pem: str | None = None,
+) -> x509.Certificate | None:
+    """The parsed anchor (None if it does not parse); every problem with it is reported.
+
+    `pem` is the certificate under `keys.cert`: the current anchor unless given."""
+    ident = s.linkerd.identity
+    pem = ident.trust_anchor_pem if pem is None else pem
+
+    def bad(problem: str) -> None:
+        r.errors.append(f"{PROJECT}:{keys.cert}: {problem}")
+
+    labels = _PEM_LABEL.findall(pem)
+    if any("PRIVATE KEY" in label for label in labels):
+        bad(
+            "holds a private key (not shown here), in plain text; put only the anchor's "
+            "certificate (-----BEGIN CERTIFICATE-----) here and the key in the secret "
+            f"`pulumi config set --secret {keys.key} < ca.key`, and take the key out of "
+            f"Pulumi.{s.stack}.yaml and its history"
+        )
+        return None
+    count = labels.count("CERTIFICATE")
+    if count != 1:
+        others = sorted(set(labels) - {"CERTIFICATE"})
+        held = f"{count} certificates" if count else "no certificate"
+        held = f"{held} (other PEM blocks: {', '.join(others)})" if others else held
+        bad(
+            "expected exactly one PEM certificate (-----BEGIN CERTIFICATE-----), the trust "
+            f"anchor, or empty to generate one; it holds {held if labels else 'no PEM block'}"
+        )
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = basic.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    except ValueError:
+        bad("the CERTIFICATE block is not a valid X.509 certificate; copy the whole anchor file")
+        return None
+
+    if not is_ca:
+        bad(
+            "is not a CA certificate (no basicConstraints CA:TRUE), so it cannot sign the "
+            f"identity issuer; make the anchor as a root CA, e.g. {_MAKE_ANCHOR}"
+        )
+    family = _key_family(cert.public_key())
+    if family not in _ANCHOR_SIGNATURES:
+        bad(
+            f"its key is {family}; Linkerd accepts ECDSA P-256 or RSA 2048/4096 trust anchors, "
+            f"e.g. {_MAKE_ANCHOR}"
+        )
+    elif cert.signature_algorithm_oid not in _ANCHOR_SIGNATURES[family]:
+        name = getattr(cert.signature_algorithm_oid, "_name", "another algorithm")
+        bad(f"is signed with {name}; Linkerd accepts SHA-256 signatures only")
+
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now < start:
+        bad(f"is not valid before {_when(start)}; check the clock of the machine that made it")
+    elif end <= now:
+        bad(
+            f"expired on {_when(end)}; make a new anchor and give it to every cluster that "
+            "shares it, or leave this empty to generate one"
+        )
+    elif ident.issuer == "pulumi":
+        hours = ident.issuer_validity_hours
+        left = int((end - now).total_seconds() // 3600)
+        if left < hours:
+            # Proxies stop trusting the issuer the moment the anchor above it expires.
+            # No shorter than the renewal window plus a month of service (`_cross_checks`).
+            shortest = ident.issuer_early_renewal_hours + MIN_ISSUER_SERVICE_HOURS
+            fix = (
+                f"lower linkerd.identity.issuerValidityHours to {left} or less, or "
+                if left >= shortest
+                else ""
+            )
+            bad(
+                f"expires on {_when(end)}, {left}h from now, before an issuer made now for "
+                f"linkerd.identity.issuerValidityHours ({hours}h) would; {fix}use an anchor "
+                "valid longer"
+            )
+    return cert
+
+
+def _anchor_key(
+    r: _Reader, pem: str, cert: x509.Certificate | None, keys: _AnchorKeys = _ANCHOR_KEYS
+) -> None:
+    def bad(problem: str) -> None:
+        r.errors.append(f"{PROJECT}:{keys.key}: {problem} (the secret is not shown)")
+
+    labels = _PEM_LABEL.findall(pem)
+    if not any("PRIVATE KEY" in label for label in labels):
+        what = "a certificate" if "CERTIFICATE" in labels else "no PEM private key"
+        bad(
+            f"holds {what}; expected the anchor's private key (-----BEGIN PRIVATE KEY----- or "
+            f"-----BEGIN EC PRIVATE KEY-----): `pulumi config set --secret {keys.key} "
+            "< ca.key`"
+        )
+        return
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except TypeError:
+        bad(
+            "is encrypted; give it without a passphrase (the stack's secrets provider encrypts "
+            "it), e.g. from `openssl pkey -in ca.key -out ca-plain.key`"
+        )
+        return
+    except (ValueError, UnsupportedAlgorithm):
+        bad("is not a valid PEM private key; copy the whole key file")
+        return
+    if cert is None:
+        return
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
+        bad(
+            f"is not the key of {keys.cert} (their public keys differ); "
+            "set the key the anchor was made with"
+        )
+
+
+def _key_family(key: Any) -> str:
+    """`ECDSA` or `RSA` for a key Linkerd takes as an anchor, else a name for the key."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ECDSA" if isinstance(key.curve, ec.SECP256R1) else f"ECDSA {key.curve.name}"
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA" if key.key_size in (2048, 4096) else f"RSA {key.key_size}-bit"
+    return type(key).__name__.removesuffix("PublicKey").lstrip("_") or "unknown"
+
+
+def _when(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

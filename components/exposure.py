@@ -1,0 +1,311 @@
+"""How users reach the four things they open: the Linkerd dashboard, Grafana, Jaeger, the app.
+
+`plan` is pure: from the settings alone it knows every host, URL and port-forward command,
+so other components (viz's Host-header check, Grafana's root URL) get known strings and wait
+on nothing. The `Exposure` component then creates what the mode needs:
+
+- `port-forward`: nothing; the outputs are the `kubectl port-forward` commands and local URLs;
+- `ingress`: one Ingress per target (TLS from a Secret or a cert-manager ClusterIssuer);
+- `loadBalancer` / `nodePort`: one extra Service per target selecting the chart's pods, so the
+  charts' own ClusterIP Services (which other components address) stay as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import common, emojivoto, grafana, tracing, viz
+from components.config import Settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Service users open, and how each mode reaches it."""
+
+    namespace: str
+    service: str
+    port: int
+    local_port: int
+    """`kubectl port-forward` local port."""
+    node_port: int
+    """Fixed NodePort, so a kind cluster can map it to the host (see the Makefile)."""
+    host_prefix: str
+    """Ingress host is `<host_prefix>.<domain>`."""
+    selector: dict[str, str]
+    """Pod labels of the chart's workload (for the extra LoadBalancer/NodePort Service)."""
+    target_port: int | str
+
+
+# Names, ports and pod labels come from the modules that create the Services (their chart
+# release names and the charts' own selector labels); only the local ports, NodePorts and host
+# prefixes are exposure's own.
+TARGETS: dict[str, Target] = {
+    "dashboard": Target(
+        viz.NAMESPACE,
+        viz.DASHBOARD_SERVICE,
+        viz.DASHBOARD_PORT,
+        local_port=8084,
+        node_port=30084,
+        host_prefix="linkerd",
+        selector={"linkerd.io/extension": "viz", "component": "web"},
+        target_port=viz.DASHBOARD_PORT,
+    ),
+    "grafana": Target(
+        grafana.NAMESPACE,
+        grafana.SERVICE,
+        grafana.SERVICE_PORT,
+        local_port=3000,
+        node_port=30300,
+        host_prefix="grafana",
+        selector={
+            "app.kubernetes.io/name": "grafana",
+            "app.kubernetes.io/instance": grafana.RELEASE,
+        },
+        target_port=grafana.CONTAINER_PORT,
+    ),
+    "jaeger": Target(
+        tracing.NAMESPACE,
+        tracing.JAEGER_SERVICE,
+        tracing.JAEGER_QUERY_PORT,
+        local_port=16686,
+        node_port=30686,
+        host_prefix="jaeger",
+        selector={
+            "app.kubernetes.io/name": "jaeger",
+            "app.kubernetes.io/instance": tracing.JAEGER_RELEASE,
+        },
+        target_port=tracing.JAEGER_QUERY_PORT,
+    ),
+    "app": Target(
+        emojivoto.NAMESPACE,
+        emojivoto.WEB_SERVICE,
+        emojivoto.WEB_SERVICE_PORT,
+        local_port=8080,
+        node_port=30080,
+        host_prefix="emojivoto",
+        selector={"app": emojivoto.SERVICES[emojivoto.WEB_SERVICE].app},
+        target_port=emojivoto.WEB_PORT,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    targets: dict[str, Target]
+    domain: str = ""
+    tls_secret: str = ""
+    cluster_issuer: str = ""
+    ingress_class: str = "nginx"
+    ingress_namespace: str = ""
+    enabled: frozenset[str] = field(default_factory=frozenset)
+    cluster_domain: str = "cluster.local"
+    """The cluster's DNS domain, for the in-cluster names of the targets' Services."""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_secret or self.cluster_issuer else "http"
+
+    def host(self, key: str) -> str:
+        """The external host name of a target (ingress only; empty otherwise)."""
+        if self.mode != "ingress" or key not in self.enabled:
+            return ""
+        return f"{self.targets[key].host_prefix}.{self.domain}"
+
+    def url(self, key: str) -> str:
+        """The URL users open, when it is known before deploying (not for loadBalancer)."""
+        if key not in self.enabled:
+            return ""
+        t = self.targets[key]
+        if self.mode == "port-forward":
+            return f"http://localhost:{t.local_port}"
+        if self.mode == "nodePort":
+            return f"http://localhost:{t.node_port}"
+        if self.mode == "ingress":
+            return f"{self.scheme}://{self.host(key)}"
+        return ""
+
+    def port_forward_command(self, key: str) -> str:
+        t = self.targets[key]
+        return f"kubectl -n {t.namespace} port-forward svc/{t.service} {t.local_port}:{t.port}"
+
+    @property
+    def ingress_controller_namespace(self) -> str:
+        return self.ingress_namespace if self.mode == "ingress" else ""
+
+
+def plan(settings: Settings) -> Plan:
+    enabled = {"dashboard"}
+    if settings.grafana.enabled:
+        enabled.add("grafana")
+    if settings.tracing.enabled:
+        enabled.add("jaeger")
+    if settings.emojivoto.enabled:
+        enabled.add("app")
+    e = settings.exposure
+    return Plan(
+        mode=e.mode,
+        targets=TARGETS,
+        domain=e.domain,
+        tls_secret=e.tls_secret,
+        cluster_issuer=e.cluster_issuer,
+        ingress_class=e.ingress_class,
+        ingress_namespace=e.ingress_namespace,
+        enabled=frozenset(enabled),
+        cluster_domain=settings.cluster_domain,
+    )
+
+
+def ingress_spec(p: Plan, key: str) -> dict[str, Any]:
+    """The Ingress for one target, as a plain dict (validated against the Kubernetes schema)."""
+    t = p.targets[key]
+    host = p.host(key)
+    annotations: dict[str, str] = {}
+    if p.cluster_issuer:
+        annotations["cert-manager.io/cluster-issuer"] = p.cluster_issuer
+    if key == "dashboard":
+        # Belt and braces with viz's enforcedHostRegexp: nginx forwards the Service's own
+        # name as Host, which the dashboard always accepts.
+        annotations["nginx.ingress.kubernetes.io/upstream-vhost"] = (
+            f"{common.svc_host(t.service, t.namespace, p.cluster_domain)}:{t.port}"
+        )
+    # A meshed ingress controller must route to the Service, not pod IPs, for Linkerd to
+    # apply its policy and mTLS (Linkerd "Ingress" docs).
+    annotations["nginx.ingress.kubernetes.io/service-upstream"] = "true"
+    spec: dict[str, Any] = {
+        "ingressClassName": p.ingress_class,
+        "rules": [
+            {
+                "host": host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": t.service, "port": {"number": t.port}}},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if p.scheme == "https":
+        spec["tls"] = [{"hosts": [host], "secretName": p.tls_secret or f"{t.host_prefix}-tls"}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": f"meshstack-{key}",
+            "namespace": t.namespace,
+            "labels": dict(common.MANAGED_BY),
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+
+
+def service_spec(p: Plan, key: str) -> dict[str, Any]:
+    """The extra LoadBalancer or NodePort Service for one target, as a plain dict."""
+    t = p.targets[key]
+    port: dict[str, Any] = {"name": "http", "port": t.port, "targetPort": t.target_port}
+    if p.mode == "nodePort":
+        port["nodePort"] = t.node_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": f"meshstack-{key}",
+            "namespace": t.namespace,
+            "labels": dict(common.MANAGED_BY),
+        },
+        "spec": {
+            "type": "NodePort" if p.mode == "nodePort" else "LoadBalancer",
+            "selector": dict(t.selector),
+            "ports": [port],
+        },
+    }
+
+
+@dataclass
+class ExposureArgs:
+    plan: Plan
+    """What to expose and how: the pure result of `plan(settings)`."""
+    namespaces: dict[str, pulumi.Input[str]]
+    """Each enabled target's namespace, as an output of the resource that creates it: the
+    Ingress or Service waits for the namespace only, not for the chart behind it (its own
+    readiness check waits for the backend), so exposure adds no readiness stage."""
+
+
+class Exposure(pulumi.ComponentResource):
+    """Ingresses or Services that expose the dashboards, and their URLs.
+
+    Outputs: `urls` (target → URL), `port_forward_commands` (target → command; port-forward
+    mode only, empty otherwise).
+    """
+
+    urls: pulumi.Output[dict[str, str]]
+    port_forward_commands: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self, name: str, args: ExposureArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("meshstack:exposure:Exposure", name, None, opts)
+        p = args.plan
+        urls: dict[str, pulumi.Input[str]] = {}
+        commands: dict[str, str] = {}
+        for key in sorted(p.enabled):
+            child = pulumi.ResourceOptions(parent=self)
+            if p.mode == "port-forward":
+                commands[key] = p.port_forward_command(key)
+                urls[key] = p.url(key)
+            elif p.mode == "ingress":
+                obj = ingress_spec(p, key)
+                k8s.networking.v1.Ingress(
+                    f"{name}-{key}-ingress",
+                    metadata={**obj["metadata"], "namespace": args.namespaces[key]},
+                    spec=obj["spec"],
+                    opts=child,
+                )
+                urls[key] = p.url(key)
+            else:
+                obj = service_spec(p, key)
+                svc = k8s.core.v1.Service(
+                    f"{name}-{key}-service",
+                    metadata={**obj["metadata"], "namespace": args.namespaces[key]},
+                    spec=obj["spec"],
+                    opts=child,
+                )
+                urls[key] = p.url(key) if p.mode == "nodePort" else _lb_url(svc, p.targets[key])
+        self.urls = pulumi.Output.all(**urls).apply(dict) if urls else pulumi.Output.from_input({})
+        self.port_forward_commands = pulumi.Output.from_input(commands)
+        self.register_outputs(
+            {"urls": self.urls, "port_forward_commands": self.port_forward_commands}
+        )
+
+
+def _lb_url(svc: k8s.core.v1.Service, t: Target) -> pulumi.Output[str]:
+    """http://<address>:<port> from the Service status, once the load balancer is assigned."""
+
+    def pick(status: Any) -> str:
+        ingress = ((status or {}).get("load_balancer") or {}).get("ingress") or []
+        if not ingress:
+            return ""
+        address = ingress[0].get("hostname") or ingress[0].get("ip") or ""
+        return f"http://{address}:{t.port}" if address else ""
+
+    return svc.status.apply(lambda s: pick(_as_dict(s)))
+
+
+def _as_dict(value: Any) -> Any:
+    """Typed output objects (ServiceStatus, ...) as plain snake_case dicts."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {k: _as_dict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_dict(v) for v in value]
+    return {k: _as_dict(v) for k, v in vars(value).items() if not k.startswith("_")}

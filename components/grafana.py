@@ -1,0 +1,534 @@
+"""Grafana: datasources for metrics, logs and traces, Linkerd dashboards, and alerts on the golden
+metrics and on the mesh certificates' expiry.
+
+Grafana runs meshed in its own namespace, so viz's Prometheus (which only answers clients it
+authorizes) can be given Grafana's mesh identity. Everything Grafana shows is provisioned from
+files the chart renders: no click-ops state is needed, and with persistence off a restart
+loses nothing but UI edits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi.output import UNKNOWN, contains_unknowns
+
+from components import common, dashboards, identity, sizing, versions, viz
+from components import logging as logs
+from components.config import GrafanaSettings
+from components.mesh import PROXY_CONFIG_ANNOTATION
+
+# --- Names -----------------------------------------------------------------------------------
+# Pinned in the values (`fullnameOverride`, `serviceAccount.name`, `service.*`), so these stay
+# the chart's real names whatever its naming helpers do.
+
+NAMESPACE = "grafana"
+RELEASE = "grafana"
+SERVICE = "grafana"
+SERVICE_PORT = 80
+CONTAINER_PORT = 3000
+# The mesh identity viz's Prometheus authorizes: grafana.grafana.serviceaccount.identity...
+SERVICE_ACCOUNT = "grafana"
+
+ADMIN_USER = "admin"
+ADMIN_SECRET = "grafana-admin"
+ADMIN_USER_KEY, ADMIN_PASSWORD_KEY = "admin-user", "admin-password"
+
+WEBHOOK_SECRET = "grafana-alert-webhook"
+WEBHOOK_SECRET_KEY = "url"
+# Read by Grafana's provisioning (`$__env{...}`); no GF_ prefix, which Grafana would map onto
+# its own settings.
+WEBHOOK_ENV = "ALERT_WEBHOOK_URL"
+
+# Our own dashboards, from a ConfigMap this component writes (no download at pod start).
+DASHBOARDS_CONFIGMAP = "grafana-dashboards-meshstack"
+OWN_PROVIDER, LINKERD_PROVIDER = "meshstack", "linkerd"
+
+# Fixed datasource uids: the Loki↔Jaeger links, dashboards and alert rules refer to them.
+PROMETHEUS_UID, LOKI_UID, JAEGER_UID = "prometheus", "loki", "jaeger"
+
+# Linkerd's dashboards on grafana.com: name → (gnetId, revision). Same list as linkerd2's
+# grafana/values.yaml (https://github.com/linkerd/linkerd2/blob/main/grafana/values.yaml).
+LINKERD_DASHBOARDS: dict[str, tuple[int, int]] = {
+    "top-line": (15474, 4),
+    "health": (15486, 3),
+    "kubernetes": (15479, 2),
+    "namespace": (15478, 3),
+    "deployment": (15475, 6),
+    "pod": (15477, 3),
+    "service": (15480, 3),
+    "route": (15481, 3),
+    "authority": (15482, 3),
+    "cronjob": (15483, 3),
+    "job": (15487, 3),
+    "daemonset": (15484, 3),
+    "replicaset": (15491, 3),
+    "statefulset": (15493, 3),
+    "replicationcontroller": (15492, 4),
+    "multicluster": (15488, 3),
+    "prometheus": (15489, 2),
+    "prometheus-benchmark": (15490, 2),
+}
+
+# A trace id in a log line, e.g. `traceID=4bf92f3577b34da6a3ce929d0e0e4736` or `"trace_id": "…"`.
+TRACE_ID_REGEX = r'(?:trace_?[iI][dD])["=: ]+([0-9a-fA-F]{16,32})'
+# Span attribute (OpenTelemetry k8sattributes) → the Loki stream label Alloy sets.
+TRACE_TO_LOG_TAGS = {"k8s.namespace.name": logs.LABEL_NAMESPACE, "k8s.pod.name": logs.LABEL_POD}
+
+
+def service_url(cluster_domain: str) -> str:
+    """Grafana in the cluster (e.g. for linkerd-viz's `grafana.url`)."""
+    return f"http://{common.svc_host(SERVICE, NAMESPACE, cluster_domain)}:{SERVICE_PORT}"
+
+
+# --- Values (pure) ---------------------------------------------------------------------------
+
+
+def datasources(
+    prometheus_url: pulumi.Input[str],
+    loki_url: pulumi.Input[str] | None,
+    jaeger_url: pulumi.Input[str] | None,
+) -> dict[str, Any]:
+    """The datasource provisioning file. Loki and Jaeger only when their URLs are given; the
+    links between them only when both are."""
+    entries: list[dict[str, Any]] = [
+        {
+            "name": "Prometheus",
+            "type": "prometheus",
+            "uid": PROMETHEUS_UID,
+            "access": "proxy",
+            "url": prometheus_url,
+            "isDefault": True,
+            "editable": False,
+            # viz's Prometheus scrapes every 10s; a shorter step would draw gaps.
+            "jsonData": {"timeInterval": "10s", "httpMethod": "POST"},
+        }
+    ]
+    if loki_url is not None:
+        loki_json: dict[str, Any] = {"maxLines": 1000}
+        if jaeger_url is not None:
+            loki_json["derivedFields"] = [
+                {
+                    "name": "TraceID",
+                    "matcherType": "regex",
+                    "matcherRegex": TRACE_ID_REGEX,
+                    # An internal link: opens the trace in the Jaeger datasource.
+                    "datasourceUid": JAEGER_UID,
+                    # `$$` is a literal `$` after provisioning's env interpolation.
+                    "url": "$${__value.raw}",
+                    "urlDisplayLabel": "View trace",
+                }
+            ]
+        entries.append(
+            {
+                "name": "Loki",
+                "type": "loki",
+                "uid": LOKI_UID,
+                "access": "proxy",
+                "url": loki_url,
+                "editable": False,
+                "jsonData": loki_json,
+            }
+        )
+    if jaeger_url is not None:
+        jaeger_json: dict[str, Any] = {"nodeGraph": {"enabled": True}}
+        if loki_url is not None:
+            jaeger_json["tracesToLogsV2"] = {
+                "datasourceUid": LOKI_UID,
+                # Log lines are written around the span, not at its exact start and end.
+                "spanStartTimeShift": "-5m",
+                "spanEndTimeShift": "5m",
+                "tags": [{"key": k, "value": v} for k, v in TRACE_TO_LOG_TAGS.items()],
+                # Most apps don't log trace ids; show the pod's lines around the span instead.
+                "filterByTraceID": False,
+                "filterBySpanID": False,
+            }
+        entries.append(
+            {
+                "name": "Jaeger",
+                "type": "jaeger",
+                "uid": JAEGER_UID,
+                "access": "proxy",
+                "url": jaeger_url,
+                "editable": False,
+                "jsonData": jaeger_json,
+            }
+        )
+    # prune: a datasource dropped from this file (logging turned off) is deleted from the DB.
+    return {"apiVersion": 1, "prune": True, "datasources": entries}
+
+
+def helm_literal(value: Any) -> Any:
+    """`value` with every string that holds `{{` wrapped so Helm's `tpl` prints it unchanged.
+
+    The chart runs its `datasources` and `alerting` values through `tpl`, which would evaluate
+    Grafana's own templates such as `{{ $labels.deployment }}`. A Go raw string in an action,
+    ``{{ `...` }}``, prints its content as is.
+    """
+    if isinstance(value, dict):
+        return {k: helm_literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [helm_literal(v) for v in value]
+    if isinstance(value, str) and "{{" in value:
+        if "`" in value:
+            raise ValueError(f"cannot protect a backquote from Helm's tpl: {value!r}")
+        return "{{ `" + value + "` }}"
+    return value
+
+
+def dashboard_providers() -> dict[str, Any]:
+    """File providers: our dashboards, and Linkerd's (filled by download at pod start)."""
+
+    def provider(name: str, folder: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "orgId": 1,
+            "folder": folder,
+            "type": "file",
+            "disableDeletion": True,
+            "allowUiUpdates": False,
+            # The chart mounts a provider's dashboards at /var/lib/grafana/dashboards/<name>.
+            "options": {"path": f"/var/lib/grafana/dashboards/{name}"},
+        }
+
+    return {
+        "apiVersion": 1,
+        "providers": [provider(OWN_PROVIDER, "Meshstack"), provider(LINKERD_PROVIDER, "Linkerd")],
+    }
+
+
+def linkerd_dashboards() -> dict[str, Any]:
+    """Linkerd's dashboards by grafana.com id; the chart's init container downloads them."""
+    return {
+        name: {"gnetId": gnet_id, "revision": revision, "datasource": PROMETHEUS_UID}
+        for name, (gnet_id, revision) in LINKERD_DASHBOARDS.items()
+    }
+
+
+def alerting(
+    settings: GrafanaSettings, webhook: bool, trust_anchor_expires_at: int | None = None
+) -> dict[str, Any]:
+    """Alert provisioning files: rules always (golden metrics, and certificate expiry: the
+    trust anchor's too when its expiry is given); contact point and policy with a webhook."""
+    rules = dashboards.alert_rules(
+        PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
+    )
+    rules["groups"].append(
+        dashboards.certificate_alert_group(PROMETHEUS_UID, trust_anchor_expires_at)
+    )
+    files = {"rules.yaml": rules}
+    if webhook:
+        # A reference only: Grafana reads the URL from its environment, filled from a Secret.
+        files["contactpoints.yaml"] = dashboards.contact_points(f"$__env{{{WEBHOOK_ENV}}}")
+        files["policies.yaml"] = dashboards.notification_policies()
+    return files
+
+
+def grafana_values(
+    profile: str,
+    settings: GrafanaSettings,
+    root_url: str,
+    prometheus_url: pulumi.Input[str],
+    loki_url: pulumi.Input[str] | None = None,
+    jaeger_url: pulumi.Input[str] | None = None,
+    webhook: bool = False,
+    trust_anchor_expires_at: int | pulumi.Output[int | None] | None = None,
+) -> dict[str, Any]:
+    """Values for the grafana-community `grafana` chart. Pure: the same inputs give the same
+    dict, and nothing in it makes the chart generate a value (password, token, lookup)."""
+    alerting_files: Any
+    if isinstance(trust_anchor_expires_at, pulumi.Output):
+        # A generated anchor's expiry is known once it exists (a preview before that gets no
+        # anchor rule: `_anchor_expiry`), and a rotated anchor changes the rules, which
+        # restarts Grafana (the chart's config checksum).
+        alerting_files = trust_anchor_expires_at.apply(
+            lambda at: helm_literal(alerting(settings, webhook, at))
+        )
+    else:
+        alerting_files = helm_literal(alerting(settings, webhook, trust_anchor_expires_at))
+    init = sizing.k8s_resources(profile, "grafana-init")
+    values: dict[str, Any] = {
+        "fullnameOverride": SERVICE,
+        "service": {"port": SERVICE_PORT, "targetPort": CONTAINER_PORT},
+        "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+        # No sidecars, so Grafana never calls the Kubernetes API: no RBAC and no API token in
+        # the pod. (Linkerd's proxy gets its identity from its own projected token.)
+        "rbac": {"create": False},
+        "automountServiceAccountToken": False,
+        # The chart's `lookup` + `randAlphaNum` password would change on every render; the
+        # password comes from a Secret this component owns.
+        "admin": {
+            "existingSecret": ADMIN_SECRET,
+            "userKey": ADMIN_USER_KEY,
+            "passwordKey": ADMIN_PASSWORD_KEY,
+        },
+        # A Helm test hook (Pulumi never runs hooks); the renderer would add a random token.
+        "testFramework": {"enabled": False},
+        "imageRenderer": {"enabled": False},
+        "resources": sizing.k8s_resources(profile, "grafana"),
+        # Shared by every k8s-sidecar container; none is enabled, sized for when one is.
+        "sidecar": {"resources": sizing.k8s_resources(profile, "grafana-sidecar")},
+        "initChownData": {"resources": init},
+        "downloadDashboards": {"resources": init},
+        "persistence": {
+            "enabled": settings.persistence,
+            "type": "pvc",
+            # SQLite and plugins only: dashboards and alerts are provisioned from files.
+            "size": "2Gi",
+            # Otherwise the chart `lookup`s the existing claim, which a render cannot see.
+            "lookupVolumeName": False,
+        },
+        "grafana.ini": {
+            "server": {"root_url": root_url},
+            # No calls home, and nothing that needs internet to render a page.
+            "analytics": {
+                "reporting_enabled": False,
+                "check_for_updates": False,
+                "check_for_plugin_updates": False,
+                "feedback_links_enabled": False,
+            },
+            "news": {"news_feed_enabled": False},
+            "security": {"disable_gravatar": True, "cookie_secure": root_url.startswith("https")},
+        },
+        "datasources": {
+            "datasources.yaml": helm_literal(datasources(prometheus_url, loki_url, jaeger_url))
+        },
+        "dashboardProviders": {"dashboardproviders.yaml": dashboard_providers()},
+        "dashboardsConfigMaps": {OWN_PROVIDER: DASHBOARDS_CONFIGMAP},
+        "alerting": alerting_files,
+        "podAnnotations": {},
+    }
+    if settings.persistence:
+        # One ReadWriteOnce claim: in a rolling update the new pod needs the claim the old pod
+        # still holds, and waits forever when it lands on another node. Recreate stops the old
+        # pod first (a short gap in Grafana, which keeps nothing in flight).
+        values["deploymentStrategy"] = {"type": "Recreate"}
+    if settings.grafana_com_dashboards:
+        values["dashboards"] = {LINKERD_PROVIDER: linkerd_dashboards()}
+        # The download runs in an init container. With Linkerd's native sidecar the proxy is
+        # already up then; without it, traffic to 443 would be sent to a proxy not yet running.
+        values["podAnnotations"]["config.linkerd.io/skip-outbound-ports"] = "443"
+    if webhook:
+        values["envValueFrom"] = {
+            WEBHOOK_ENV: {"secretKeyRef": {"name": WEBHOOK_SECRET, "key": WEBHOOK_SECRET_KEY}}
+        }
+    return values
+
+
+def golden_metrics_configmap_data(settings: GrafanaSettings) -> dict[str, str]:
+    """The ConfigMap data for our own dashboards provider."""
+    dashboard = dashboards.golden_metrics_dashboard(
+        PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
+    )
+    return {dashboards.GOLDEN_METRICS_FILE: json.dumps(dashboard, indent=2, sort_keys=True)}
+
+
+def prometheus_authorization_spec() -> dict[str, Any]:
+    """Let Grafana's mesh identity through viz's `prometheus-admin` Server."""
+    return {
+        "targetRef": {
+            "group": "policy.linkerd.io",
+            "kind": "Server",
+            "name": viz.PROMETHEUS_SERVER,
+        },
+        "requiredAuthenticationRefs": [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+        ],
+    }
+
+
+# --- Component -------------------------------------------------------------------------------
+
+
+@dataclass
+class GrafanaArgs:
+    profile: str
+    """`dev` or `prod`: container requests and limits from `sizing`."""
+    settings: GrafanaSettings
+    """Persistence, grafana.com dashboards and alert thresholds."""
+    control_plane: pulumi.Resource
+    """The Linkerd control-plane chart: Grafana is meshed, so it must start after the proxy
+    injector is ready."""
+    viz_chart: pulumi.Resource
+    """The linkerd-viz chart: the Prometheus AuthorizationPolicy targets its Server, and the
+    namespace waits for it, so the pod starts after viz's tap-injector and can be tapped."""
+    prometheus_url: pulumi.Input[str]
+    """The Prometheus with Linkerd's metrics (viz's own or an external one)."""
+    root_url: str
+    """The URL users open Grafana at; links and redirects are built from it."""
+    cluster_domain: str = "cluster.local"
+    """Default: cluster.local. The cluster's DNS domain."""
+    proxy_config: pulumi.Input[str] | None = None
+    """A digest of what proxies are injected with (`Mesh.proxy_config`): a pod annotation, so
+    a change rolls Grafana in the same `up`. Default: none."""
+    bundled_prometheus: bool = True
+    """Default: true, viz runs its own Prometheus, which only answers authorized clients, so an
+    AuthorizationPolicy for Grafana is created. False for an external Prometheus."""
+    loki_url: pulumi.Input[str] | None = None
+    """Default: none, no Loki datasource (logging is off)."""
+    jaeger_url: pulumi.Input[str] | None = None
+    """Default: none, no Jaeger datasource (tracing is off)."""
+    alert_webhook_url: pulumi.Input[str] | None = None
+    """Default: none, alerts show in Grafana only. A secret: it is stored in a Kubernetes
+    Secret and reaches Grafana through its environment, never through the chart values."""
+    trust_anchor_pem: pulumi.Input[str] | None = None
+    """Default: none, no trust-anchor expiry alerts. The trust anchor that signs the identity
+    issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
+
+
+def _anchor_expiry(pem: Any) -> int | None:
+    """The trust anchor's expiry, or None while it is unknown: in the preview of an `up` that
+    creates the anchor, the rules then lack its alert, instead of leaving the whole chart
+    unknown and so unrendered (a v4 Chart with unknown values shows no objects)."""
+    if pem is UNKNOWN or contains_unknowns(pem):
+        return None
+    return identity.expires_at(pem)
+
+
+class Grafana(pulumi.ComponentResource):
+    """Grafana in the meshed `grafana` namespace.
+
+    Children: the namespace; a generated admin password and the `grafana-admin` Secret the
+    chart reads; the alert webhook Secret (optional); the ConfigMap with the golden-metrics
+    dashboard; the AuthorizationPolicy letting Grafana query viz's Prometheus (bundled
+    Prometheus only); the `grafana` chart.
+
+    Outputs: `namespace`, `admin_user`, `admin_password` (secret). `chart` is the chart
+    resource, for whatever must wait for Grafana.
+    """
+
+    namespace: pulumi.Output[str]
+    admin_user: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    chart: k8s.helm.v4.Chart
+
+    def __init__(
+        self, name: str, args: GrafanaArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("meshstack:observability:Grafana", name, None, opts)
+
+        # Meshed: viz's Prometheus only answers Grafana's mTLS identity.
+        ns = common.meshed_namespace(
+            NAMESPACE, f"{name}-namespace", self, args.control_plane, extensions=[args.viz_chart]
+        )
+
+        # --- Admin credentials ---
+        password = random.RandomPassword(
+            f"{name}-admin-password",
+            length=32,
+            # Letters and digits only: no quoting issues in env vars, URLs or shells.
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result"]),
+        )
+        # Explicit as well: additional_secret_outputs is applied by the engine, not the SDK.
+        admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
+        admin_secret = k8s.core.v1.Secret(
+            f"{name}-admin",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=ADMIN_SECRET, namespace=ns.metadata.name, labels=common.MANAGED_BY
+            ),
+            type="Opaque",
+            string_data={ADMIN_USER_KEY: ADMIN_USER, ADMIN_PASSWORD_KEY: admin_password},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        chart_deps: list[pulumi.Resource] = [args.control_plane, admin_secret]
+
+        # --- Alert webhook ---
+        webhook = args.alert_webhook_url is not None
+        webhook_digest: pulumi.Output[str] | None = None
+        if args.alert_webhook_url is not None:
+            url = pulumi.Output.secret(args.alert_webhook_url)
+            chart_deps.append(
+                k8s.core.v1.Secret(
+                    f"{name}-alert-webhook",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=WEBHOOK_SECRET, namespace=ns.metadata.name, labels=common.MANAGED_BY
+                    ),
+                    type="Opaque",
+                    string_data={WEBHOOK_SECRET_KEY: url},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+            # Grafana reads the URL at start only; a new URL gives a new digest and so a new
+            # rollout. A digest of a high-entropy URL reveals nothing, but stays a secret.
+            webhook_digest = url.apply(lambda u: hashlib.sha256(u.encode()).hexdigest())
+
+        # --- Our dashboards ---
+        chart_deps.append(
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboards",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=DASHBOARDS_CONFIGMAP, namespace=ns.metadata.name, labels=common.MANAGED_BY
+                ),
+                data=golden_metrics_configmap_data(args.settings),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        )
+
+        # --- Access to viz's Prometheus ---
+        if args.bundled_prometheus:
+            # Not a dependency of the chart: the policy only needs to exist before Grafana's
+            # first query, not before its pod (the alert rules' 5m pending period covers the
+            # moments in between).
+            k8s.apiextensions.CustomResource(
+                f"{name}-prometheus-authz",
+                api_version="policy.linkerd.io/v1alpha1",
+                kind="AuthorizationPolicy",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=SERVICE_ACCOUNT, namespace=viz.NAMESPACE, labels=common.MANAGED_BY
+                ),
+                spec=prometheus_authorization_spec(),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # It targets the Server the viz chart creates.
+                    depends_on=[args.viz_chart],
+                ),
+            )
+
+        values = grafana_values(
+            args.profile,
+            args.settings,
+            args.root_url,
+            args.prometheus_url,
+            args.loki_url,
+            args.jaeger_url,
+            webhook,
+            (
+                pulumi.Output.from_input(args.trust_anchor_pem).apply(
+                    _anchor_expiry, run_with_unknowns=True
+                )
+                if args.trust_anchor_pem is not None
+                else None
+            ),
+        )
+        if webhook_digest is not None:
+            values["podAnnotations"]["meshstack.io/alert-webhook-sha256"] = webhook_digest
+        if args.proxy_config is not None:
+            values["podAnnotations"][PROXY_CONFIG_ANNOTATION] = args.proxy_config
+        self.chart = common.chart(
+            f"{name}-chart",
+            versions.GRAFANA,
+            RELEASE,
+            ns.metadata.name,
+            values,
+            self,
+            # Meshed pods need the injector; the pod mounts the Secrets and the ConfigMap.
+            depends_on=chart_deps,
+        )
+
+        self.namespace = ns.metadata.name
+        self.admin_user = pulumi.Output.from_input(ADMIN_USER)
+        self.admin_password = admin_password
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "admin_user": self.admin_user,
+                "admin_password": self.admin_password,
+            }
+        )

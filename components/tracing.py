@@ -1,0 +1,611 @@
+"""Tracing: an OpenTelemetry collector in front of Jaeger v2, both meshed, in namespace `tracing`.
+
+Span flow: Linkerd proxies (OTLP gRPC, over mTLS to the collector's mesh identity) and apps
+(OTLP, or OpenCensus for emojivoto v11) → the `otel-collector` Service → memory_limiter,
+k8sattributes, batch → OTLP gRPC → the `jaeger` Service → memory or Badger storage → Jaeger
+query/UI on 16686.
+
+Facts this module is built on (read from jaeger chart 4.11.1 and collector chart 0.170.0):
+
+- **Sampling.** The Linkerd proxy never starts a trace: it only emits spans for requests that
+  already carry a trace context with the sampled flag set (W3C `traceparent` or B3). Plain
+  traffic produces no proxy spans at all. emojivoto's vote-bot starts sampled B3 traces, which
+  is why the demo shows traces without any ingress-side sampling.
+- **OpenCensus.** The collector distributions dropped the OpenCensus receiver in v0.132.0, so
+  with `open_census` on the collector runs `versions.OTEL_COLLECTOR_OPENCENSUS_IMAGE` (0.131.1,
+  the last release that ships it) and listens on 55678; with it off it runs the current
+  `versions.OTEL_COLLECTOR_IMAGE`, and neither the receiver nor the port exists. Linkerd's own
+  proxies speak OTLP only (OpenCensus was removed in proxy v2.323.0), so only legacy apps need
+  it; turn it off once emojivoto is gone or exports OTLP.
+- **Names.** Collector v0.144.0 renamed the `otlp` exporter to `otlp_grpc` and v0.146.0 the
+  `k8sattributes` processor to `k8s_attributes` (old names remain deprecated aliases). The
+  config uses the names the running image knows, and the chart's own renaming is switched off
+  (`rewriteDeprecatedComponentNames: false`) so what is written here is what runs.
+- **Whole configs.** Pulumi's Python SDK drops `None` values, so chart defaults cannot be
+  deleted with Helm's `null`. Both configs are therefore complete replacements: the
+  collector's `alternateConfig` (not merged with the chart's `config`) and Jaeger's
+  `userconfig` (not merged with the built-in config).
+- **Restarts.** The Jaeger chart mounts `userconfig` with `subPath` and has no checksum
+  annotation, so a config change would never reach a running pod; a SHA-256 of the config is
+  set as an env var to roll the pod. The collector chart adds `checksum/config` itself.
+
+Operations:
+- Upgrading: bump `versions.JAEGER`/`OTEL_COLLECTOR`, render both charts with these values and
+  check the Service names and ports and the pods' `serviceAccountName` against `addresses()`
+  (Linkerd refuses to export to any other identity).
+- Badger and `pulumi destroy`: the claim is retained (never deleted by Pulumi), and so is the
+  `tracing` namespace while Badger is on, because deleting a namespace deletes every claim in
+  it. Both must be adopted before the next `pulumi up` on the same cluster (`pulumi import`,
+  README "Clean up"), since the provider refuses to create an object that already exists.
+- Linkerd bakes the collector address into each proxy at injection: the stack's own meshed
+  workloads carry a digest of the proxy configuration in their pod templates and roll in the
+  same `up` (`Mesh.proxy_config`); other meshed workloads must be restarted after turning
+  tracing on or changing the address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import common, sizing, versions
+from components.config import TracingSettings
+from components.mesh import PROXY_CONFIG_ANNOTATION, PROXY_CONFIG_ENV
+
+# --- Names and ports (single source for the chart values and for `addresses()`) ------------
+
+NAMESPACE = "tracing"
+
+# Jaeger: release and `fullnameOverride` are the same, so the Deployment, Service and
+# ServiceAccount are all `jaeger` (the chart has no separate SA name).
+JAEGER_RELEASE = "jaeger"
+JAEGER_FULLNAME = JAEGER_RELEASE
+JAEGER_SERVICE = JAEGER_FULLNAME
+# Ports of the chart's single Service (hard-coded in jaeger-service.yaml; no values for them).
+JAEGER_OTLP_GRPC_PORT = 4317
+JAEGER_OTLP_HTTP_PORT = 4318
+JAEGER_QUERY_PORT = 16686
+JAEGER_QUERY_GRPC_PORT = 16685
+# The chart's liveness and readiness probes GET /status on this port (hard-coded).
+JAEGER_HEALTH_PORT = 13133
+JAEGER_BADGER_CLAIM = f"{JAEGER_FULLNAME}-badger"
+BADGER_VOLUME = "badger-data"
+BADGER_MOUNT = "/badger"
+# Storage backend name inside Jaeger's config (referenced by the query and the exporter).
+JAEGER_STORE = "primary_store"
+# Traces the memory store keeps, per profile: it holds them in the heap, so the count must
+# fit the `jaeger` memory limit in components.sizing. An emojivoto trace is ~20 spans of
+# ~1 KiB, so 5,000 traces ≈ 100 MiB (about 80 minutes of one vote-bot) under a 512Mi limit.
+MEMORY_MAX_TRACES = {"dev": 5_000, "prod": 100_000}
+
+# Collector: without `fullnameOverride` the chart would name everything
+# `otel-collector-opentelemetry-collector` (its fullname rule). The SA name is also set
+# explicitly, because it is the mesh identity Linkerd's proxies verify.
+COLLECTOR_RELEASE = "otel-collector"
+COLLECTOR_FULLNAME = COLLECTOR_RELEASE
+COLLECTOR_SERVICE = COLLECTOR_FULLNAME
+COLLECTOR_SERVICE_ACCOUNT = COLLECTOR_FULLNAME
+OTLP_GRPC_PORT = 4317
+OTLP_HTTP_PORT = 4318
+OPENCENSUS_PORT = 55678
+# The chart's probes GET / on 13133, which the `health_check` extension serves.
+COLLECTOR_HEALTH_PORT = 13133
+METRICS_PORT = 8888
+
+# Listen on every interface: meshed, the inbound proxy forwards to the pod IP, and
+# `kubectl port-forward` connects to localhost; since collector v0.104 servers default to
+# localhost only, which would refuse both.
+ALL_INTERFACES = "0.0.0.0"
+
+# What the k8sattributes processor reads (the chart's kubernetesAttributes preset rules).
+K8S_ATTRIBUTES_RULES = [
+    {"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "watch", "list"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["extensions"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
+]
+
+# Collector releases that renamed components (CHANGELOG v0.144.0 and v0.146.0).
+_OTLP_GRPC_SINCE = (0, 144, 0)
+_K8S_ATTRIBUTES_SINCE = (0, 146, 0)
+
+
+# --- Addresses -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracingAddresses:
+    """Where spans go and who receives them; pure strings, known before anything deploys."""
+
+    namespace: str
+    otlp_grpc: str
+    """`host:port` of the collector's OTLP gRPC receiver (Linkerd's collector endpoint)."""
+    otlp_http: str
+    """`http://host:port` of the collector's OTLP HTTP receiver."""
+    opencensus: str
+    """`host:port` of the OpenCensus receiver (`OC_AGENT_HOST`); only served with open_census."""
+    collector_service_account: str
+    """The ServiceAccount the collector pods run as: Linkerd's `meshIdentity`."""
+    jaeger_query: str
+    """Jaeger's query API and UI in-cluster, as a URL (Grafana's datasource)."""
+    jaeger_query_host: str
+    """The same as `host:port`, the form viz's `jaegerUrl` takes (its proxy sets the URL host)."""
+    jaeger_otlp_grpc: str
+    """`host:port` of Jaeger's OTLP gRPC receiver, where the collector exports."""
+
+
+def addresses(cluster_domain: str) -> TracingAddresses:
+    """The tracing addresses in a cluster with DNS domain `cluster_domain`. Pure."""
+    collector = common.svc_host(COLLECTOR_SERVICE, NAMESPACE, cluster_domain)
+    jaeger = common.svc_host(JAEGER_SERVICE, NAMESPACE, cluster_domain)
+    return TracingAddresses(
+        namespace=NAMESPACE,
+        otlp_grpc=f"{collector}:{OTLP_GRPC_PORT}",
+        otlp_http=f"http://{collector}:{OTLP_HTTP_PORT}",
+        opencensus=f"{collector}:{OPENCENSUS_PORT}",
+        collector_service_account=COLLECTOR_SERVICE_ACCOUNT,
+        jaeger_query=f"http://{jaeger}:{JAEGER_QUERY_PORT}",
+        jaeger_query_host=f"{jaeger}:{JAEGER_QUERY_PORT}",
+        jaeger_otlp_grpc=f"{jaeger}:{JAEGER_OTLP_GRPC_PORT}",
+    )
+
+
+def endpoints(at: TracingAddresses, open_census: bool) -> dict[str, str | None]:
+    """The stack's `tracing` output: where apps send spans."""
+    return {
+        "otlpGrpc": at.otlp_grpc,
+        "otlpHttp": at.otlp_http,
+        # Empty, not None: Pulumi drops None from outputs, and the contract keeps every key.
+        "openCensus": at.opencensus if open_census else "",
+    }
+
+
+# --- Validation ------------------------------------------------------------------------------
+
+
+def check(profile: str, settings: TracingSettings) -> None:
+    """Fail with a message naming the input, before any resource is registered."""
+    if profile not in sizing.SIZES:
+        raise ValueError(
+            f"TracingArgs.profile: got {profile!r}; expected one of {sorted(sizing.SIZES)}"
+        )
+    if settings.storage not in ("memory", "badger"):
+        raise ValueError(
+            f"TracingArgs.settings.storage: got {settings.storage!r}; expected 'memory' "
+            "(lost on restart) or 'badger' (on a PersistentVolumeClaim)"
+        )
+    if settings.span_ttl_hours < 1:
+        raise ValueError(
+            f"TracingArgs.settings.span_ttl_hours: got {settings.span_ttl_hours}; expected "
+            "at least 1"
+        )
+
+
+# --- Collector values ------------------------------------------------------------------------
+
+
+def _version(tag: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in tag.split("."))
+
+
+def collector_image(open_census: bool) -> tuple[str, str, str]:
+    """(repository, tag, command) of the collector image: see the module docstring."""
+    if open_census:
+        return versions.OTEL_COLLECTOR_OPENCENSUS_IMAGE
+    return versions.OTEL_COLLECTOR_IMAGE
+
+
+def collector_config(open_census: bool, cluster_domain: str) -> dict[str, Any]:
+    """The collector's complete configuration (the chart's `alternateConfig`). Pure."""
+    _, tag, _ = collector_image(open_census)
+    otlp = "otlp_grpc" if _version(tag) >= _OTLP_GRPC_SINCE else "otlp"
+    k8s_attributes = "k8s_attributes" if _version(tag) >= _K8S_ATTRIBUTES_SINCE else "k8sattributes"
+    exporter = f"{otlp}/jaeger"
+
+    receivers: dict[str, Any] = {
+        "otlp": {
+            "protocols": {
+                "grpc": {"endpoint": f"{ALL_INTERFACES}:{OTLP_GRPC_PORT}"},
+                "http": {"endpoint": f"{ALL_INTERFACES}:{OTLP_HTTP_PORT}"},
+            }
+        }
+    }
+    if open_census:
+        receivers["opencensus"] = {"endpoint": f"{ALL_INTERFACES}:{OPENCENSUS_PORT}"}
+
+    return {
+        "extensions": {
+            "health_check": {"endpoint": f"{ALL_INTERFACES}:{COLLECTOR_HEALTH_PORT}"},
+        },
+        "receivers": receivers,
+        "processors": {
+            # Percentages of the container's memory limit (components.sizing), checked often
+            # enough to refuse data before the kernel OOM-kills the pod.
+            "memory_limiter": {
+                "check_interval": "1s",
+                "limit_percentage": 80,
+                "spike_limit_percentage": 25,
+            },
+            # Linkerd proxies tag spans with the pod's uid and labels, not its namespace or
+            # workload; this looks those up. No `connection` association: the collector is
+            # meshed, so the peer of every connection is its own proxy and would label every
+            # span with the collector's own pod.
+            k8s_attributes: {
+                "passthrough": False,
+                "pod_association": [
+                    {"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]},
+                    {"sources": [{"from": "resource_attribute", "name": "k8s.pod.ip"}]},
+                ],
+                # Fields every supported image (0.131 and later) knows.
+                "extract": {
+                    "metadata": [
+                        "k8s.namespace.name",
+                        "k8s.pod.name",
+                        "k8s.pod.uid",
+                        "k8s.pod.start_time",
+                        "k8s.node.name",
+                        "k8s.deployment.name",
+                        "k8s.statefulset.name",
+                        "k8s.daemonset.name",
+                        "k8s.cronjob.name",
+                        "k8s.job.name",
+                    ]
+                },
+            },
+            "batch": {},
+        },
+        "exporters": {
+            exporter: {
+                "endpoint": addresses(cluster_domain).jaeger_otlp_grpc,
+                # Plaintext to the local Linkerd proxy, which carries it to Jaeger over mTLS.
+                "tls": {"insecure": True},
+            },
+        },
+        "service": {
+            "extensions": ["health_check"],
+            "telemetry": {
+                "metrics": {
+                    "readers": [
+                        {
+                            "pull": {
+                                "exporter": {
+                                    "prometheus": {"host": ALL_INTERFACES, "port": METRICS_PORT}
+                                }
+                            }
+                        }
+                    ]
+                }
+            },
+            "pipelines": {
+                "traces": {
+                    "receivers": list(receivers),
+                    # memory_limiter first so it refuses data before any work; batch last.
+                    "processors": ["memory_limiter", k8s_attributes, "batch"],
+                    "exporters": [exporter],
+                }
+            },
+        },
+    }
+
+
+def _port(number: int, app_protocol: str = "") -> dict[str, Any]:
+    port: dict[str, Any] = {
+        "enabled": True,
+        "containerPort": number,
+        "servicePort": number,
+        "protocol": "TCP",
+    }
+    if app_protocol:
+        port["appProtocol"] = app_protocol
+    return port
+
+
+def collector_values(
+    profile: str,
+    open_census: bool,
+    cluster_domain: str,
+    proxy_config: pulumi.Input[str] | None = None,
+) -> dict[str, Any]:
+    """Values for the opentelemetry-collector chart. Pure: the same inputs give the same dict.
+
+    `proxy_config` (`Mesh.proxy_config`) becomes a pod annotation: the pods roll when what
+    their Linkerd proxy is injected with changes.
+    """
+    repository, tag, command = collector_image(open_census)
+    ports: dict[str, Any] = {
+        "otlp": _port(OTLP_GRPC_PORT, "grpc"),
+        "otlp-http": _port(OTLP_HTTP_PORT),
+        # The chart's default Jaeger and Zipkin ports: their receivers are not configured.
+        "jaeger-compact": {"enabled": False},
+        "jaeger-thrift": {"enabled": False},
+        "jaeger-grpc": {"enabled": False},
+        "zipkin": {"enabled": False},
+    }
+    if open_census:
+        ports["opencensus"] = _port(OPENCENSUS_PORT, "grpc")
+    values: dict[str, Any] = {
+        "mode": "deployment",
+        "fullnameOverride": COLLECTOR_FULLNAME,
+        # Stateless, so prod runs two; Linkerd balances gRPC per request across them.
+        "replicaCount": 2 if profile == "prod" else 1,
+        "image": {"repository": repository, "tag": tag},
+        "command": {"name": command},
+        "serviceAccount": {
+            "create": True,
+            "name": COLLECTOR_SERVICE_ACCOUNT,
+            # k8sattributes reads pods and namespaces through the API.
+            "automountServiceAccountToken": True,
+        },
+        # The preset would inject its own k8sattributes config, with fields older images
+        # reject; the processor is configured above and only its RBAC is taken here.
+        "clusterRole": {"create": True, "rules": K8S_ATTRIBUTES_RULES},
+        "rewriteDeprecatedComponentNames": False,
+        "alternateConfig": collector_config(open_census, cluster_domain),
+        "ports": ports,
+        # The memory limit is what memory_limiter's percentages and GOMEMLIMIT refer to.
+        "resources": sizing.k8s_resources(profile, "otel-collector"),
+        # The image's own non-root user, stated so the kubelet can verify runAsNonRoot.
+        "securityContext": {
+            **common.restricted_container_security(),
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+        },
+    }
+    if profile == "prod":
+        values["podDisruptionBudget"] = {"enabled": True, "minAvailable": 1}
+    if proxy_config is not None:
+        values["podAnnotations"] = {PROXY_CONFIG_ANNOTATION: proxy_config}
+    return values
+
+
+# --- Jaeger values ---------------------------------------------------------------------------
+
+
+def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dict[str, Any]:
+    """Jaeger v2's complete configuration (the chart's `userconfig`). Pure.
+
+    `storage` is `memory` (keeps `max_traces`, lost on restart) or `badger` (on the volume at
+    `BADGER_MOUNT`, spans expire after `span_ttl_hours`).
+    """
+    if storage == "badger":
+        backend: dict[str, Any] = {
+            "badger": {
+                "directories": {
+                    "keys": f"{BADGER_MOUNT}/data/keys",
+                    "values": f"{BADGER_MOUNT}/data/values",
+                },
+                # Badger's default is a throw-away temp directory.
+                "ephemeral": False,
+                "ttl": {"spans": f"{span_ttl_hours}h"},
+            }
+        }
+    else:
+        backend = {"memory": {"max_traces": max_traces}}
+    return {
+        "service": {
+            # healthcheckv2 serves the chart's hard-coded probes.
+            "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["batch"],
+                    "exporters": ["jaeger_storage_exporter"],
+                }
+            },
+            "telemetry": {
+                "resource": {"service.name": "jaeger"},
+                "metrics": {
+                    "level": "detailed",
+                    "readers": [
+                        {
+                            "pull": {
+                                "exporter": {
+                                    "prometheus": {"host": ALL_INTERFACES, "port": METRICS_PORT}
+                                }
+                            }
+                        }
+                    ],
+                },
+                "logs": {"level": "info"},
+            },
+        },
+        "extensions": {
+            # The default endpoint is localhost, which the kubelet's probes cannot reach.
+            "healthcheckv2": {
+                "use_v2": True,
+                "http": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_HEALTH_PORT}"},
+            },
+            "jaeger_query": {
+                "storage": {"traces": JAEGER_STORE},
+                "http": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_QUERY_PORT}"},
+                "grpc": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_QUERY_GRPC_PORT}"},
+            },
+            "jaeger_storage": {"backends": {JAEGER_STORE: backend}},
+        },
+        "receivers": {
+            # Only the collector sends here, over OTLP gRPC; HTTP is kept for manual tests.
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_OTLP_GRPC_PORT}"},
+                    "http": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_OTLP_HTTP_PORT}"},
+                }
+            }
+        },
+        "processors": {"batch": {}},
+        "exporters": {"jaeger_storage_exporter": {"trace_storage": JAEGER_STORE}},
+    }
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A SHA-256 of a config dict, stable across runs (keys sorted, no timestamps)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def jaeger_values(
+    profile: str, settings: TracingSettings, proxy_config: pulumi.Input[str] | None = None
+) -> dict[str, Any]:
+    """Values for the jaeger chart (v2, all-in-one). Pure: the same inputs give the same dict.
+
+    `proxy_config` (`Mesh.proxy_config`) rolls the pod when what its Linkerd proxy is injected
+    with changes.
+    """
+    userconfig = jaeger_userconfig(
+        settings.storage, settings.span_ttl_hours, MEMORY_MAX_TRACES[profile]
+    )
+    repository, tag = versions.JAEGER_IMAGE.rsplit(":", 1)
+    jaeger: dict[str, Any] = {
+        # Memory and Badger are single-process stores; the chart's default Recreate strategy
+        # also frees Badger's directory lock before the next pod starts.
+        "replicas": 1,
+        "image": {"repository": repository, "tag": tag},
+        "resources": sizing.k8s_resources(profile, "jaeger"),
+        # The pod keeps the chart's podSecurityContext (uid/gid/fsGroup 10001), and fsGroup
+        # makes a fresh volume writable; Badger writes only under its mount.
+        "securityContext": common.restricted_container_security(),
+        # Jaeger never calls the Kubernetes API; Linkerd's identity uses its own projected
+        # token, not this one.
+        "serviceAccount": {"automountServiceAccountToken": False},
+        # userconfig is mounted with subPath, so an edit would never reach a running pod;
+        # a new hash changes the pod template and rolls it.
+        "extraEnv": [{"name": "MESHSTACK_USERCONFIG_SHA256", "value": config_hash(userconfig)}],
+    }
+    if proxy_config is not None:
+        # The all-in-one Deployment takes no pod annotations (jaeger-deploy.yaml hard-codes
+        # them), and a 64-character digest is too long for a label value: an env var it is.
+        jaeger["extraEnv"].append({"name": PROXY_CONFIG_ENV, "value": proxy_config})
+    if settings.storage == "badger":
+        jaeger["extraVolumes"] = [
+            {"name": BADGER_VOLUME, "persistentVolumeClaim": {"claimName": JAEGER_BADGER_CLAIM}}
+        ]
+        jaeger["extraVolumeMounts"] = [{"name": BADGER_VOLUME, "mountPath": BADGER_MOUNT}]
+    return {"fullnameOverride": JAEGER_FULLNAME, "jaeger": jaeger, "userconfig": userconfig}
+
+
+# --- Component -------------------------------------------------------------------------------
+
+
+@dataclass
+class TracingArgs:
+    profile: str
+    """`dev` or `prod`: container sizes (components.sizing), the memory store's trace count,
+    and in prod two collector replicas with a PodDisruptionBudget."""
+    control_plane: pulumi.Resource
+    """The Linkerd control-plane chart. The namespace waits for it: its pods are injected at
+    creation, and the proxy injector fails open in dev, so earlier pods would run unmeshed and
+    Linkerd's proxies could not export to them."""
+    settings: TracingSettings = field(default_factory=TracingSettings)
+    """Default: memory storage and the OpenCensus receiver on (what the emojivoto demo needs).
+    `storage: badger` keeps spans on a retained PersistentVolumeClaim of `storage_size` and
+    `storage_class` for `span_ttl_hours`. Badger's memtables and block cache count against the
+    `jaeger` memory limit in components.sizing; check it under real load."""
+    cluster_domain: str = "cluster.local"
+    """Default: cluster.local. The addresses handed to Linkerd and the apps are names in it."""
+    viz_chart: pulumi.Resource | None = None
+    """The linkerd-viz chart: the namespace waits for it too, so the pods start after viz's
+    tap-injector and can be tapped. Default: none, no wait (and no tap until restarted)."""
+    proxy_config: pulumi.Input[str] | None = None
+    """A digest of what proxies are injected with (`Mesh.proxy_config`): set on both pod
+    templates, so a change rolls them in the same `up`. Default: none."""
+
+
+class Tracing(pulumi.ComponentResource):
+    """An OpenTelemetry collector and Jaeger v2 in the meshed `tracing` namespace.
+
+    Children: `<name>-namespace` (Linkerd-injected, Pod Security `privileged` for
+    proxy-init), `<name>-badger` (the PersistentVolumeClaim, only with `storage: badger`),
+    `<name>-jaeger` and `<name>-collector` (the two charts, releases `jaeger` and
+    `otel-collector`).
+
+    Outputs: `namespace`; `endpoints` ({otlpGrpc, otlpHttp, openCensus or None});
+    `query_url` (Jaeger's in-cluster query URL). Attributes `jaeger` and `collector` are the
+    chart resources, for anything that must wait for them.
+    """
+
+    namespace: pulumi.Output[str]
+    endpoints: pulumi.Output[dict[str, str | None]]
+    query_url: pulumi.Output[str]
+    jaeger: k8s.helm.v4.Chart
+    collector: k8s.helm.v4.Chart
+
+    def __init__(
+        self, name: str, args: TracingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("meshstack:tracing:Tracing", name, None, opts)
+        check(args.profile, args.settings)
+        at = addresses(args.cluster_domain)
+
+        # Meshed: Linkerd proxies only export spans to a collector inside the mesh.
+        ns = common.meshed_namespace(
+            NAMESPACE,
+            f"{name}-namespace",
+            self,
+            args.control_plane,
+            # The Badger claim is kept on destroy, and it only survives if its namespace does.
+            retain_on_delete=args.settings.storage == "badger",
+            extensions=[args.viz_chart] if args.viz_chart is not None else [],
+        )
+
+        jaeger_deps: list[pulumi.Resource] = []
+        self.badger_claim: k8s.core.v1.PersistentVolumeClaim | None = None
+        if args.settings.storage == "badger":
+            self.badger_claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-badger",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=JAEGER_BADGER_CLAIM,
+                    namespace=ns.metadata.name,
+                    labels=common.MANAGED_BY,
+                    # Created first but not waited for: a claim binds when its pod schedules
+                    # (WaitForFirstConsumer), so waiting would only add a readiness stage.
+                    annotations={"pulumi.com/skipAwait": "true"},
+                ),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=args.settings.storage_class or None,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                        requests={"storage": args.settings.storage_size}
+                    ),
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # Stored traces outlive the stack: `pulumi destroy`, or a change that would
+                    # replace the claim, leaves it (and its volume) in place instead of
+                    # deleting them; a replacement then fails on the existing name rather than
+                    # silently starting empty. Deleting the namespace still deletes the claim,
+                    # so a full teardown that must keep traces needs the namespace kept too.
+                    retain_on_delete=True,
+                ),
+            )
+            # The Deployment mounts the claim by name, so the claim is created first.
+            jaeger_deps.append(self.badger_claim)
+
+        self.jaeger = common.chart(
+            f"{name}-jaeger",
+            versions.JAEGER,
+            JAEGER_RELEASE,
+            ns.metadata.name,
+            jaeger_values(args.profile, args.settings, args.proxy_config),
+            self,
+            depends_on=jaeger_deps,
+        )
+        self.collector = common.chart(
+            f"{name}-collector",
+            versions.OTEL_COLLECTOR,
+            COLLECTOR_RELEASE,
+            ns.metadata.name,
+            collector_values(
+                args.profile, args.settings.open_census, args.cluster_domain, args.proxy_config
+            ),
+            self,
+        )
+
+        self.namespace = ns.metadata.name
+        self.endpoints = pulumi.Output.from_input(endpoints(at, args.settings.open_census))
+        self.query_url = pulumi.Output.from_input(at.jaeger_query)
+        self.register_outputs(
+            {"namespace": self.namespace, "endpoints": self.endpoints, "query_url": self.query_url}
+        )

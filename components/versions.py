@@ -1,0 +1,83 @@
+"""Every pinned chart, chart repository and container image, in one place.
+
+Upgrading is a one-line change here plus a read of the upstream chart's values and
+templates for renamed keys and Services (the chart contract test renders the charts with
+the stack's values to catch exactly that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """A Helm chart pinned to one version from one repository."""
+
+    chart: str
+    version: str
+    repo: str
+
+
+# --- Linkerd ---------------------------------------------------------------------------------
+# https://github.com/linkerd/linkerd2/tree/main/charts — open-source Linkerd ships edge releases
+# only; edge-YY.M.N is published as chart version 20YY.M.N. The three charts share one version.
+LINKERD_VERSION = "2026.8.3"
+LINKERD_REPO = "https://helm.linkerd.io/edge"
+LINKERD_CRDS = ChartRef("linkerd-crds", LINKERD_VERSION, LINKERD_REPO)
+LINKERD_CONTROL_PLANE = ChartRef("linkerd-control-plane", LINKERD_VERSION, LINKERD_REPO)
+LINKERD_VIZ = ChartRef("linkerd-viz", LINKERD_VERSION, LINKERD_REPO)
+
+# Gateway API CRDs (standard channel), which Linkerd requires since 2.19, from Envoy Gateway's
+# CRD-only chart: a pinned, packaged release instead of a manifest downloaded at every render.
+# https://github.com/envoyproxy/gateway/tree/main/charts/gateway-crds-helm (values: crds.*)
+GATEWAY_API_CRDS = ChartRef("gateway-crds-helm", "v1.8.3", "oci://docker.io/envoyproxy")
+# The Gateway API release that chart carries (its `gateway.networking.k8s.io/bundle-version`),
+# the newest Linkerd's policy controller supports since edge-26.8.2 (linkerd2 #15567).
+GATEWAY_API_VERSION = "v1.5.1"
+
+# --- External identity issuer ------------------------------------------------------------------
+# Installed only with `linkerd.identity.issuer: external` and `installCertManager`.
+# https://github.com/cert-manager/cert-manager/tree/master/deploy/charts/cert-manager
+CERT_MANAGER = ChartRef("cert-manager", "v1.21.1", "https://charts.jetstack.io")
+# https://github.com/cert-manager/trust-manager/tree/main/deploy/charts/trust-manager
+TRUST_MANAGER = ChartRef("trust-manager", "v0.24.0", "https://charts.jetstack.io")
+
+# --- Tracing ---------------------------------------------------------------------------------
+# https://github.com/jaegertracing/helm-charts/tree/main/charts/jaeger (4.x = Jaeger v2). At
+# least 4.11.1: `jaeger.extraVolumes`/`extraVolumeMounts` (the Badger claim) came back there.
+# The chart is marked experimental (minor versions may break): re-render before bumping.
+JAEGER = ChartRef("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
+# The chart's appVersion, pinned here so a chart bump cannot change Jaeger silently.
+JAEGER_IMAGE = "jaegertracing/jaeger:2.19.0"
+
+# https://github.com/open-telemetry/opentelemetry-helm-charts/tree/main/charts/opentelemetry-collector
+OTEL_COLLECTOR = ChartRef(
+    "opentelemetry-collector",
+    "0.170.0",
+    "https://open-telemetry.github.io/opentelemetry-helm-charts",
+)
+# Collector images are (repository, tag, command name in the image).
+# The Kubernetes distribution: OTLP in, OTLP out, k8sattributes. No OpenCensus receiver.
+OTEL_COLLECTOR_IMAGE = ("otel/opentelemetry-collector-k8s", "0.158.0", "otelcol-k8s")
+# The last contrib release that still ships the OpenCensus receiver (removed from the
+# distributions in v0.132.0); only used while `tracing.openCensus` is on, because the
+# emojivoto v11 images export spans over OpenCensus only.
+OTEL_COLLECTOR_OPENCENSUS_IMAGE = (
+    "otel/opentelemetry-collector-contrib",
+    "0.131.1",
+    "otelcol-contrib",
+)
+
+# --- Logs and dashboards ---------------------------------------------------------------------
+# https://github.com/grafana-community/helm-charts/tree/main/charts/loki
+LOKI = ChartRef("loki", "18.11.0", "https://grafana-community.github.io/helm-charts")
+# https://github.com/grafana/alloy/tree/main/operations/helm/charts/alloy
+ALLOY = ChartRef("alloy", "1.11.1", "https://grafana.github.io/helm-charts")
+# https://github.com/grafana-community/helm-charts/tree/main/charts/grafana
+GRAFANA = ChartRef("grafana", "12.11.1", "https://grafana-community.github.io/helm-charts")
+
+# --- Demo application ------------------------------------------------------------------------
+# https://github.com/BuoyantIO/emojivoto — the images moved to ghcr.io in 2025; tag v11.
+EMOJIVOTO_REGISTRY = "ghcr.io/buoyantio"
+EMOJIVOTO_TAG = "v11"

@@ -1,0 +1,199 @@
+"""linkerd-viz: the dashboard with the golden metrics, its Prometheus and tap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import common, sizing, versions
+from components.identity import Webhook, WebhookCert
+from components.mesh import PROXY_CONFIG_ANNOTATION
+
+NAMESPACE = "linkerd-viz"
+# Service and port of the dashboard (viz `web.yaml`) and of the bundled Prometheus.
+DASHBOARD_SERVICE, DASHBOARD_PORT = "web", 8084
+PROMETHEUS_SERVICE, PROMETHEUS_PORT = "prometheus", 9090
+# The viz Server that guards Prometheus; clients such as Grafana need an AuthorizationPolicy
+# against it (viz `prometheus-policy.yaml`).
+PROMETHEUS_SERVER = "prometheus-admin"
+
+VIZ_WEBHOOKS = {"tap": ("tap", "tap"), "tap-injector": ("tapInjector", "tap-injector")}
+
+# IP literals: a DNS-rebinding attack needs a DNS name, so allowing addresses keeps the
+# protection while letting a LoadBalancer or NodePort address through.
+_IP_LITERAL = r"(\d{1,3}\.){3}\d{1,3}"
+
+
+def webhooks() -> list[Webhook]:
+    return [Webhook(role, svc, NAMESPACE) for role, (_, svc) in VIZ_WEBHOOKS.items()]
+
+
+def _literal(host: str) -> str:
+    """A DNS name as a regexp matching itself (names hold no other metacharacter)."""
+    return host.replace(".", r"\.")
+
+
+def enforced_host_regexp(external_host: str, allow_ip: bool, cluster_domain: str) -> str:
+    """The dashboard's Host-header check, widened to the host users reach it by.
+
+    The hosts viz's `web.yaml` answers by default, with its Service name in this cluster's
+    domain (the chart's default spells `cluster.local`)."""
+    service = f"{DASHBOARD_SERVICE}.{NAMESPACE}.svc"
+    hosts = [
+        r"localhost",
+        r"127\.0\.0\.1",
+        _literal(f"{service}.{cluster_domain}"),
+        _literal(service),
+        r"\[::1\]",
+    ]
+    if external_host:
+        hosts.append(_literal(external_host))
+    if allow_ip:
+        hosts.append(_IP_LITERAL)
+    return rf"^({'|'.join(hosts)})(:\d+)?$"
+
+
+def namespace_metadata(prometheus_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What the viz chart's namespace template (CLI only) or its hook Job would set."""
+    labels = {"linkerd.io/extension": "viz", **common.PSA_PRIVILEGED}
+    annotations = {"viz.linkerd.io/external-prometheus": prometheus_url} if prometheus_url else {}
+    return labels, annotations
+
+
+def viz_values(
+    profile: str,
+    cluster_domain: str,
+    certs: dict[str, WebhookCert],
+    host_regexp: str,
+    prometheus_url: str,
+    grafana_external_url: str,
+    jaeger_url: str,
+    proxy_config: pulumi.Input[str] | None = None,
+) -> dict[str, Any]:
+    """Values for linkerd-viz. Pure: the same inputs give the same dict.
+
+    `proxy_config` (the control plane's `Mesh.proxy_config`) goes on every viz pod template, so
+    a change in what proxies are injected with rolls them.
+    """
+    component = sizing.size(profile, "viz-component").linkerd()
+    proxy = {"resources": sizing.size(profile, "linkerd-proxy").linkerd()}
+    values: dict[str, Any] = {
+        "linkerdNamespace": "linkerd",
+        "clusterDomain": cluster_domain,
+        "identityTrustDomain": cluster_domain,
+        # A post-install hook: Pulumi's v4 Chart never runs hooks, so the namespace is
+        # labelled by this program instead.
+        "createNamespaceMetadataJob": False,
+        "metricsAPI": {"resources": component, "proxy": proxy},
+        "dashboard": {"resources": component, "proxy": proxy, "enforcedHostRegexp": host_regexp},
+        "prometheus": {
+            "enabled": not prometheus_url,
+            "resources": sizing.size(profile, "viz-prometheus").linkerd(),
+            "proxy": proxy,
+        },
+    }
+    for role, (key, _) in VIZ_WEBHOOKS.items():
+        values[key] = {
+            "resources": component,
+            "proxy": proxy,
+            "externalSecret": False,
+            "crtPEM": certs[role].cert_pem,
+            "keyPEM": certs[role].key_pem,
+            "caBundle": certs[role].ca_bundle,
+        }
+    if prometheus_url:
+        values["prometheusUrl"] = prometheus_url
+    if grafana_external_url:
+        values["grafana"] = {"externalUrl": grafana_external_url}
+    if jaeger_url:
+        values["jaegerUrl"] = jaeger_url
+    if proxy_config is not None:
+        # Read by every viz workload's pod template (web, metrics-api, tap, tap-injector,
+        # prometheus), though declared in no values.yaml.
+        values["podAnnotations"] = {PROXY_CONFIG_ANNOTATION: proxy_config}
+    if profile == "prod":
+        # Upstream values-ha.yaml.
+        values |= {"enablePodAntiAffinity": True, "enablePodDisruptionBudget": True}
+        values["tap"]["replicas"] = 3
+    return values
+
+
+@dataclass
+class VizArgs:
+    profile: str
+    """`dev` or `prod` (upstream HA values, production resources)."""
+    cluster_domain: str
+    """The cluster's DNS domain, also Linkerd's trust domain."""
+    webhook_certs: dict[str, WebhookCert]
+    """Certificates for tap and tap-injector, so renders never generate new ones."""
+    control_plane: pulumi.Resource
+    """The control-plane chart: viz pods are meshed and viz creates policy resources."""
+    external_host: str = ""
+    """The host users reach the dashboard by (ingress). Default: none, localhost only."""
+    allow_ip_hosts: bool = False
+    """Let the dashboard answer on an IP address (loadBalancer/nodePort). Default: false."""
+    prometheus_url: str = ""
+    """External Prometheus. Default: viz's own."""
+    grafana_external_url: str = ""
+    """Where the dashboard's Grafana links point. Default: no links."""
+    jaeger_url: str = ""
+    """Jaeger's `host:port` for the dashboard's trace links (viz proxies to it; no scheme).
+    Default: none, no links."""
+    proxy_config: pulumi.Input[str] | None = None
+    """A digest of what proxies are injected with (`Mesh.proxy_config`), set on viz's pod
+    templates so they roll when it changes. Default: none."""
+
+
+class Viz(pulumi.ComponentResource):
+    """The linkerd-viz extension.
+
+    Children: the `linkerd-viz` namespace and the chart. Outputs: `namespace` and
+    `prometheus_url` (the Prometheus with Linkerd's metrics, in-cluster).
+    """
+
+    namespace: pulumi.Output[str]
+    prometheus_url: pulumi.Output[str]
+    chart: k8s.helm.v4.Chart
+
+    def __init__(
+        self, name: str, args: VizArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("meshstack:mesh:Viz", name, None, opts)
+        labels, annotations = namespace_metadata(args.prometheus_url)
+        ns = common.namespace(
+            NAMESPACE,
+            f"{name}-namespace",
+            self,
+            labels,
+            annotations,
+            # Created with the control plane ready, so its pods are injected.
+            depends_on=[args.control_plane],
+        )
+        self.chart = common.chart(
+            f"{name}-chart",
+            versions.LINKERD_VIZ,
+            "linkerd-viz",
+            ns.metadata.name,
+            viz_values(
+                args.profile,
+                args.cluster_domain,
+                args.webhook_certs,
+                enforced_host_regexp(args.external_host, args.allow_ip_hosts, args.cluster_domain),
+                args.prometheus_url,
+                args.grafana_external_url,
+                args.jaeger_url,
+                args.proxy_config,
+            ),
+            self,
+            depends_on=[args.control_plane],
+        )
+        self.namespace = ns.metadata.name
+        self.prometheus_url = pulumi.Output.from_input(
+            args.prometheus_url
+            or f"http://{common.svc_host(PROMETHEUS_SERVICE, NAMESPACE, args.cluster_domain)}"
+            f":{PROMETHEUS_PORT}"
+        )
+        self.register_outputs({"namespace": self.namespace, "prometheus_url": self.prometheus_url})

@@ -1,0 +1,1002 @@
+"""Wiring: every value one component hands another arrives where it must, in what the pinned
+charts really render.
+
+The graph tests check the values the program writes; these follow each of them to its
+destination in the rendered objects: an address to the Service, its target port, the container
+port of the pods it selects, and the listener the workload's own mounted configuration opens on
+that port (the collector's OpenCensus receiver, Jaeger's OTLP receiver, Loki's HTTP API, ...);
+an identity to the ServiceAccount the pods really run as; a webhook's caBundle to the
+certificate its Service's container really serves; a policy reference to the Server and the
+pods it selects. Each stack file runs, plus variants for the paths the stack files do not take
+(a non-default cluster domain with ingress, NodePorts, an external Prometheus).
+
+Runs where the pinned charts are at hand (`MESHSTACK_CHARTS_DIR`, as the chart contract suite:
+tests/charts.py); skipped with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from components import logging as logs
+from components import mesh
+from policy import rules
+from tests.charts import (
+    VARIANTS,
+    Stack,
+    program_objects,
+    services,
+    stack,
+    suite_marks,
+    type_token,
+)
+
+pytestmark = suite_marks()
+
+# The port Linkerd injects into every meshed pod for its proxy's admin server (metrics, probes):
+# not in the rendered pod spec, which the proxy injector changes at admission.
+PROXY_ADMIN_PORTS = {"linkerd-admin", 4191}
+ALL_NETWORKS = {"0.0.0.0/0", "::/0"}
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def s(request: pytest.FixtureRequest) -> Stack:
+    result = stack(request.param)
+    problems = [f"{r}: {c.error}" for r, c in result.charts.items() if c.error]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    return result
+
+
+# --- The cluster as rendered -----------------------------------------------------------------
+
+
+def objects(s: Stack) -> list[dict[str, Any]]:
+    """Every object a `pulumi up` of this stack creates: the charts' and the program's own."""
+    out = [o for _, o in s.objects()]
+    for r in program_objects(s.graph):
+        obj = dict(r.inputs)
+        obj.setdefault("kind", r.type.rpartition(":")[2])
+        out.append(obj)
+    return out
+
+
+def ns_of(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "default")
+
+
+def of_kind(s: Stack, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in objects(s)
+        if o.get("kind") == kind and (namespace is None or ns_of(o) == namespace)
+    ]
+
+
+def one(s: Stack, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    found = [o for o in of_kind(s, kind, namespace) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {namespace}/{name}, found {len(found)}"
+    return found[0]
+
+
+@dataclass
+class Workload:
+    obj: dict[str, Any]
+    pod: dict[str, Any]
+    """The pod template (metadata and spec)."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.obj['kind']} {ns_of(self.obj)}/{self.obj['metadata']['name']}"
+
+    @property
+    def namespace(self) -> str:
+        return ns_of(self.obj)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.pod.get("metadata") or {}).get("labels") or {})
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.pod.get("spec") or {})
+
+    @property
+    def service_account(self) -> str:
+        return str(self.spec.get("serviceAccountName") or "default")
+
+    def containers(self) -> list[dict[str, Any]]:
+        return list(self.spec.get("containers") or [])
+
+
+def workloads(s: Stack) -> list[Workload]:
+    out = []
+    for obj in objects(s):
+        pod = rules.pod_template(type_token(obj), obj) if obj.get("apiVersion") else None
+        if pod is not None:
+            out.append(Workload(obj, dict(pod)))
+    return out
+
+
+def selected(s: Stack, namespace: str, selector: dict[str, str]) -> list[Workload]:
+    """The workloads a Service selector picks (an empty selector picks none: no Endpoints)."""
+    return [
+        w
+        for w in workloads(s)
+        if w.namespace == namespace and selector and selector.items() <= w.labels.items()
+    ]
+
+
+def label_selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A metav1.LabelSelector (matchLabels and matchExpressions) against pod labels."""
+    if not (selector.get("matchLabels") or {}).items() <= labels.items():
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], set(e.get("values") or [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def pod_selected(s: Stack, namespace: str, selector: dict[str, Any]) -> list[Workload]:
+    """The workloads a policy podSelector picks (an empty selector picks every pod)."""
+    return [
+        w
+        for w in workloads(s)
+        if w.namespace == namespace and label_selector_matches(selector, w.labels)
+    ]
+
+
+@dataclass
+class Arrival:
+    """Where a connection to `<service>.<namespace>:<port>` ends up."""
+
+    workload: Workload
+    container: dict[str, Any]
+    port: int
+
+
+def resolve(s: Stack, service: str, namespace: str, port: int) -> list[Arrival]:
+    """Service → its port → targetPort → the container port of every pod it selects."""
+    svc = services(s).get((namespace, service))
+    assert svc is not None, f"{service}.{namespace}: no such Service"
+    ports = [p for p in svc["spec"].get("ports") or [] if p.get("port") == port]
+    assert ports, f"{service}.{namespace}:{port}: the Service exposes no such port"
+    target = ports[0].get("targetPort", port)
+    out = []
+    for w in selected(s, namespace, svc["spec"].get("selector") or {}):
+        for c in w.containers():
+            for cp in c.get("ports") or []:
+                if target in (cp.get("name"), cp.get("containerPort")):
+                    out.append(Arrival(w, c, int(cp["containerPort"])))
+    assert out, f"{service}.{namespace}:{port} (targetPort {target}) reaches no container port"
+    return out
+
+
+HOST_PORT = re.compile(
+    r"^(?P<svc>[a-z0-9-]+)\.(?P<ns>[a-z0-9-]+)\.svc(?:\.(?P<domain>[a-z0-9.-]+))?:(?P<port>\d+)$"
+)
+
+
+def arrive(s: Stack, address: str) -> list[Arrival]:
+    """`[scheme://]svc.ns.svc[.domain]:port[/path]` → where it arrives. The domain must be the
+    stack's cluster domain: a name in another domain does not resolve in this cluster."""
+    parsed = urllib.parse.urlsplit(address if "://" in address else f"tcp://{address}")
+    hostport = parsed.netloc or address
+    if ":" not in hostport:
+        hostport += ":" + str({"http": 80, "https": 443}[parsed.scheme])
+    m = HOST_PORT.match(hostport)
+    assert m, f"{address}: not an in-cluster Service address"
+    domain = s.graph.config.get("clusterDomain", "cluster.local")
+    assert m["domain"] in (None, domain), f"{address}: not in the cluster domain {domain}"
+    return resolve(s, m["svc"], m["ns"], int(m["port"]))
+
+
+# --- What listens on a container port --------------------------------------------------------
+
+
+def mounted_config(s: Stack, w: Workload, container: dict[str, Any], key: str) -> str | None:
+    """The text of ConfigMap key `key` as `container` mounts it (a whole ConfigMap, or an item
+    of it, or a subPath), or None."""
+    volumes = {v["name"]: v for v in w.spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        source = (volumes.get(mount["name"]) or {}).get("configMap")
+        if not source:
+            continue
+        items = {i["key"] for i in source.get("items") or []}
+        if items and key not in items:
+            continue
+        if mount.get("subPath") not in (None, key):
+            continue
+        for cm in of_kind(s, "ConfigMap", w.namespace):
+            if cm["metadata"]["name"] == source["name"] and key in (cm.get("data") or {}):
+                return str(cm["data"][key])
+    return None
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rpartition(":")[2])
+
+
+def listeners(s: Stack, a: Arrival) -> dict[int, str]:
+    """Container port → what the workload's own configuration serves there."""
+    c, w = a.container, a.workload
+    args = " ".join([*(c.get("command") or []), *(c.get("args") or [])])
+    out: dict[int, str] = {}
+    if "--config=/conf/relay.yaml" in args:  # the OpenTelemetry collector
+        config = yaml.safe_load(mounted_config(s, w, c, "relay") or "{}")
+        for name, receiver in (config.get("receivers") or {}).items():
+            kind = name.split("/")[0]
+            if "endpoint" in (receiver or {}):
+                out[_port(receiver["endpoint"])] = kind
+            for protocol, server in ((receiver or {}).get("protocols") or {}).items():
+                out[_port(server["endpoint"])] = f"{kind}/{protocol}"
+    elif "/etc/jaeger/user-config.yaml" in args:  # Jaeger v2
+        config = yaml.safe_load(mounted_config(s, w, c, "user-config.yaml") or "{}")
+        for protocol, server in config["receivers"]["otlp"]["protocols"].items():
+            out[_port(server["endpoint"])] = f"otlp/{protocol}"
+        query = config["extensions"]["jaeger_query"]
+        for protocol in ("http", "grpc"):
+            if protocol in query:
+                out[_port(query[protocol]["endpoint"])] = f"jaeger_query/{protocol}"
+    elif "-config.file=/etc/loki/config/config.yaml" in args:  # Loki
+        config = yaml.safe_load(mounted_config(s, w, c, "config.yaml") or "{}")
+        out[int(config["server"]["http_listen_port"])] = "loki/http"
+    elif c.get("name") == "prometheus" and "--config.file=/etc/prometheus/prometheus.yml" in args:
+        listen = re.search(r"--web\.listen-address=\S*:(\d+)", args)
+        out[int(listen[1]) if listen else 9090] = "prometheus/http"
+    elif c.get("name") == "grafana":
+        ini = mounted_config(s, w, c, "grafana.ini") or ""
+        port = re.search(r"^http_port\s*=\s*(\d+)", ini, re.MULTILINE)
+        out[int(port[1]) if port else 3000] = "grafana/http"
+    return out
+
+
+def served(s: Stack, address: str) -> set[str]:
+    """What answers at `address`, across every pod its Service selects."""
+    return {listeners(s, a).get(a.port, f"nothing on {a.port}") for a in arrive(s, address)}
+
+
+def program_env(s: Stack, name: str) -> list[tuple[str, str]]:
+    """(workload, value) of every env var `name` the program's own workloads set."""
+    out = []
+    for w in workloads(s):
+        for c in w.containers():
+            for e in c.get("env") or []:
+                if e.get("name") == name and "value" in e:
+                    out.append((w.name, str(e["value"])))
+    return out
+
+
+def rendered_arg(s: Stack, namespace: str, deployment: str, flag: str) -> str | None:
+    d = one(s, "Deployment", namespace, deployment)
+    for c in d["spec"]["template"]["spec"]["containers"]:
+        for arg in c.get("args") or []:
+            if arg.startswith(f"{flag}="):
+                return str(arg.split("=", 1)[1])
+    return None
+
+
+def linkerd_values(s: Stack) -> dict[str, Any]:
+    """The control plane's values as the proxy injector reads them (ConfigMap linkerd-config)."""
+    cm = one(s, "ConfigMap", "linkerd", "linkerd-config")
+    values: dict[str, Any] = yaml.safe_load(cm["data"]["values"])
+    return values
+
+
+def datasources(s: Stack) -> dict[str, dict[str, Any]]:
+    """Grafana's provisioned datasources by type, as the pod mounts them."""
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
+    (c,) = [c for c in w.containers() if c["name"] == "grafana"]
+    text = mounted_config(s, w, c, "datasources.yaml")
+    assert text, "Grafana mounts no datasources.yaml"
+    return {d["type"]: d for d in yaml.safe_load(text)["datasources"]}
+
+
+# --- Spans -----------------------------------------------------------------------------------
+
+
+def test_the_apps_opencensus_spans_arrive_at_the_collectors_opencensus_receiver(s: Stack) -> None:
+    found = program_env(s, "OC_AGENT_HOST")
+    for cm in of_kind(s, "ConfigMap"):
+        if "OC_AGENT_HOST" in (cm.get("data") or {}):
+            found.append(
+                (f"ConfigMap {ns_of(cm)}/{cm['metadata']['name']}", cm["data"]["OC_AGENT_HOST"])
+            )
+    if not s.graph.config["tracing"].get("openCensus", True) or not s.graph.config.get(
+        "enableTracing", True
+    ):
+        assert not found, f"OpenCensus is off, yet these are told an agent address: {found}"
+        return
+    assert found
+    for where, address in found:
+        assert served(s, address) == {"opencensus"}, f"{where}: OC_AGENT_HOST={address}"
+
+
+def test_linkerd_proxies_export_to_the_collectors_otlp_grpc_receiver_as_the_identity_it_runs_as(
+    s: Stack,
+) -> None:
+    tracing = linkerd_values(s)["proxy"]["tracing"]
+    assert tracing["enabled"] is True
+    collector = tracing["collector"]
+    arrivals = arrive(s, collector["endpoint"])
+    assert {listeners(s, a).get(a.port) for a in arrivals} == {"otlp/grpc"}, collector
+    identity = collector["meshIdentity"]
+    runs_as = {(a.workload.namespace, a.workload.service_account) for a in arrivals}
+    assert runs_as == {(identity["namespace"], identity["serviceAccountName"])}, (
+        f"Linkerd verifies the collector as {identity}, its pods run as {runs_as}"
+    )
+
+
+def test_the_collector_exports_to_jaegers_otlp_grpc_receiver(s: Stack) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "otel-collector"]
+    config = yaml.safe_load(mounted_config(s, w, w.containers()[0], "relay") or "{}")
+    pipeline = config["service"]["pipelines"]["traces"]
+    for name in pipeline["exporters"]:
+        assert name.split("/")[0] in ("otlp", "otlp_grpc"), name
+        assert served(s, config["exporters"][name]["endpoint"]) == {"otlp/grpc"}, name
+    # Every receiver the pipeline reads is one the collector's Service publishes.
+    published = {
+        listeners(s, a).get(a.port)
+        for p in services(s)[("tracing", "otel-collector")]["spec"]["ports"]
+        for a in resolve(s, "otel-collector", "tracing", p["port"])
+    }
+    receivers = {
+        f"{r}/{proto}" if proto else r
+        for r in pipeline["receivers"]
+        for proto in (list(config["receivers"][r].get("protocols") or {}) or [""])
+    }
+    assert receivers <= published, f"receivers {receivers}, published {published}"
+
+
+def test_onboarded_namespaces_are_told_addresses_that_reach_the_collector(s: Stack) -> None:
+    teams = s.graph.outputs["teamNamespaces"]
+    maps = [cm for cm in of_kind(s, "ConfigMap") if cm["metadata"]["name"] == "meshstack-tracing"]
+    if not s.graph.config.get("enableTracing", True):
+        assert not maps
+        return
+    assert {ns_of(cm) for cm in maps} == set(teams)
+    for cm in maps:
+        data = cm["data"]
+        assert data["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+        assert served(s, data["OTEL_EXPORTER_OTLP_ENDPOINT"]) == {"otlp/grpc"}
+
+
+# --- Dashboards and their backends -----------------------------------------------------------
+
+
+def test_grafanas_datasources_reach_prometheus_lokis_query_api_and_jaeger_query(s: Stack) -> None:
+    ds = datasources(s)
+    external = s.graph.config.get("linkerd", {}).get("prometheusUrl", "")
+    if external:
+        assert ds["prometheus"]["url"] == external
+    else:
+        assert served(s, ds["prometheus"]["url"]) == {"prometheus/http"}
+    if s.graph.config.get("enableLogging", True):
+        loki = ds["loki"]["url"]
+        assert served(s, loki) == {"loki/http"}
+        # Grafana appends /loki/api/v1/query_range and friends to the base URL.
+        assert urllib.parse.urlsplit(loki).path in ("", "/"), f"Loki datasource {loki}"
+    if s.graph.config.get("enableTracing", True):
+        assert served(s, ds["jaeger"]["url"]) == {"jaeger_query/http"}
+
+
+def test_viz_reaches_prometheus_and_links_to_jaeger_query_and_grafana(s: Stack) -> None:
+    external = s.graph.config.get("linkerd", {}).get("prometheusUrl", "")
+    url = rendered_arg(s, "linkerd-viz", "metrics-api", "-prometheus-url")
+    assert url
+    if external:
+        assert url == external
+        assert not [
+            w for w in workloads(s) if w.namespace == "linkerd-viz" and "prometheus" in w.name
+        ]
+    else:
+        assert served(s, url) == {"prometheus/http"}
+    assert s.graph.outputs["prometheusUrl"] == url
+    jaeger = rendered_arg(s, "linkerd-viz", "web", "-jaeger-addr")
+    if s.graph.config.get("enableTracing", True):
+        assert jaeger and served(s, jaeger) == {"jaeger_query/http"}
+    grafana = rendered_arg(s, "linkerd-viz", "web", "-grafana-external-addr")
+    assert (grafana or "") == s.graph.outputs["urls"].get("grafana", "")
+
+
+def test_grafanas_root_url_is_the_url_users_open(s: Stack) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
+    ini = mounted_config(s, w, w.containers()[0], "grafana.ini") or ""
+    root = re.search(r"^root_url\s*=\s*(\S*)", ini, re.MULTILINE)
+    expected = s.graph.outputs["urls"].get("grafana", "")
+    assert root and root[1] == expected, f"root_url {root and root[1]!r}, users open {expected!r}"
+
+
+def test_alloy_pushes_to_lokis_push_api(s: Stack) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "alloy"]
+    config = mounted_config(s, w, w.containers()[0], "config.alloy") or ""
+    urls = re.findall(r'loki\.write "[^"]+" \{\s*endpoint \{\s*url\s*=\s*"([^"]+)"', config)
+    assert urls, "Alloy writes to no Loki endpoint"
+    for url in urls:
+        assert served(s, url) == {"loki/http"}
+        assert urllib.parse.urlsplit(url).path == logs.PUSH_PATH
+        assert url == s.graph.outputs["lokiPushUrl"]
+
+
+def test_alloy_keeps_its_read_positions_on_the_node(s: Stack) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "alloy"]
+    (alloy,) = [c for c in w.containers() if c["name"] == "alloy"]
+    args = alloy.get("args") or []
+    (storage,) = [a.split("=", 1)[1] for a in args if a.startswith("--storage.path=")]
+    volumes = {v["name"]: v for v in w.spec.get("volumes") or []}
+    (mount,) = [m for m in alloy.get("volumeMounts") or [] if m["mountPath"] == storage]
+    host = volumes[mount["name"]].get("hostPath") or {}
+    assert host.get("path", "").startswith("/var/lib/"), volumes[mount["name"]]
+    assert host.get("type") == "DirectoryOrCreate"
+    # Nothing more than before: no privilege, no capability, a read-only root filesystem.
+    security = alloy["securityContext"]
+    assert security["privileged"] is False and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+
+
+def test_alert_rules_query_a_prometheus_datasource_that_exists(s: Stack) -> None:
+    ds = {d["uid"]: d["type"] for d in datasources(s).values()}
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
+    text = mounted_config(s, w, w.containers()[0], "rules.yaml")
+    assert text
+    queries = [
+        q
+        for group in yaml.safe_load(text)["groups"]
+        for rule in group["rules"]
+        for q in rule["data"]
+    ]
+    assert queries
+    for q in queries:
+        if "expr" in q["model"] and q["datasourceUid"] != "__expr__":
+            assert ds.get(q["datasourceUid"]) == "prometheus", q
+
+
+def _relabel_keeps(job: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a scrape job's `keep`/`drop` relabel steps let a target with `labels` through
+    (Prometheus anchors every relabel regex at both ends)."""
+    for step in job.get("relabel_configs") or []:
+        if step.get("action") not in ("keep", "drop"):
+            continue
+        value = ";".join(labels.get(name, "") for name in step["source_labels"])
+        matched = re.fullmatch(step.get("regex", "(.*)"), value) is not None
+        if matched != (step["action"] == "keep"):
+            return False
+    return True
+
+
+def test_the_issuer_expiry_alert_reaches_a_prometheus_that_scrapes_identitys_gauge(
+    s: Stack,
+) -> None:
+    """The rule's datasource is a Prometheus; that Prometheus's own configuration scrapes the
+    port the identity controller serves `issuer_cert_ttl_seconds` on (its admin server,
+    `-admin-addr` default :9990 in linkerd2 controller/cmd/identity/main.go)."""
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
+    text = mounted_config(s, w, w.containers()[0], "rules.yaml")
+    assert text
+    (group,) = [g for g in yaml.safe_load(text)["groups"] if g["name"] == "linkerd-certificates"]
+    issuer_rules = [r for r in group["rules"] if "issuer_cert_ttl_seconds" in str(r["data"])]
+    assert len(issuer_rules) == 2
+    by_uid = {d["uid"]: d for d in datasources(s).values()}
+    (uid,) = {q["datasourceUid"] for r in issuer_rules for q in r["data"] if "expr" in q["model"]}
+    assert by_uid[uid]["type"] == "prometheus", by_uid.get(uid)
+    url = by_uid[uid]["url"]
+    external = s.graph.config.get("linkerd", {}).get("prometheusUrl", "")
+    if external:
+        # The user's Prometheus: its scrape configuration is not the stack's to see.
+        assert url == external
+        return
+
+    (prometheus,) = {a.workload.name: a for a in arrive(s, url)}.values()
+    assert listeners(s, prometheus).get(prometheus.port) == "prometheus/http"
+    config = yaml.safe_load(
+        mounted_config(s, prometheus.workload, prometheus.container, "prometheus.yml") or "{}"
+    )
+    identity = one(s, "Deployment", "linkerd", "linkerd-identity")
+    pod = identity["spec"]["template"]
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "identity"]
+    admin = [p for p in container["ports"] if p["containerPort"] == 9990]
+    assert admin, "identity serves no container port 9990"
+    scraped = [
+        job["job_name"]
+        for job in config["scrape_configs"]
+        for sd in job.get("kubernetes_sd_configs") or []
+        if sd.get("role") == "pod"
+        and "linkerd" in ((sd.get("namespaces") or {}).get("names") or ["linkerd"])
+        and _relabel_keeps(
+            job,
+            {
+                "__meta_kubernetes_namespace": "linkerd",
+                "__meta_kubernetes_pod_container_name": container["name"],
+                "__meta_kubernetes_pod_container_port_name": admin[0]["name"],
+                **{
+                    f"__meta_kubernetes_pod_label_{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": v
+                    for k, v in (pod["metadata"].get("labels") or {}).items()
+                },
+            },
+        )
+    ]
+    # viz's job for the control plane's own metrics (linkerd-viz templates/prometheus.yaml).
+    assert scraped == ["linkerd-controller"], scraped
+
+
+# --- Certificates ----------------------------------------------------------------------------
+
+
+def _pems(text: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(text.encode())
+
+
+def _secret_data(secret: dict[str, Any], key: str) -> str:
+    if key in (secret.get("stringData") or {}):
+        return str(secret["stringData"][key])
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def _served_secrets(s: Stack, service: dict[str, Any], port: int) -> list[dict[str, Any]]:
+    """Every Secret the containers behind `service:port` mount (where they keep their TLS
+    certificate and key)."""
+    meta = service["metadata"]
+    out = []
+    for a in resolve(s, meta["name"], ns_of(service), port):
+        volumes = {v["name"]: v for v in a.workload.spec.get("volumes") or []}
+        for mount in a.container.get("volumeMounts") or []:
+            secret = (volumes.get(mount["name"]) or {}).get("secret")
+            if secret:
+                found = one(s, "Secret", ns_of(service), secret["secretName"])
+                out.append(found)
+    assert out, f"nothing behind {meta['name']}:{port} mounts a TLS Secret"
+    return out
+
+
+# Where cert-manager's cainjector takes the caBundle it writes into a webhook configuration: a
+# Certificate's CA (`<namespace>/<name>`), or a Secret's `ca.crt` (cert-manager's own webhook,
+# whose CA the webhook makes itself at start).
+CAINJECTOR_SOURCES = ("cert-manager.io/inject-ca-from", "cert-manager.io/inject-ca-from-secret")
+
+
+def test_every_webhook_serves_a_certificate_its_ca_bundle_verifies_for_its_service(
+    s: Stack,
+) -> None:
+    calls = []  # (who, service ref, caBundle)
+    injected = []  # (who, service ref, cainjector annotation, its value)
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        for config in of_kind(s, kind):
+            annotations = config["metadata"].get("annotations") or {}
+            for hook in config["webhooks"]:
+                cc = hook["clientConfig"]
+                source = [(k, v) for k, v in annotations.items() if k in CAINJECTOR_SOURCES]
+                if "caBundle" not in cc and source:
+                    injected.append((f"{kind} {hook['name']}", cc["service"], *source[0]))
+                    continue
+                calls.append((f"{kind} {hook['name']}", cc["service"], cc["caBundle"]))
+    _check_injected_ca_bundles(s, injected)
+    for api in of_kind(s, "APIService"):
+        calls.append(
+            (
+                f"APIService {api['metadata']['name']}",
+                api["spec"]["service"],
+                api["spec"]["caBundle"],
+            )
+        )
+    assert len(calls) >= 5
+    anchor = _pems(s.graph.outputs["trustAnchorPem"])[0]
+    for who, ref, bundle in calls:
+        (ca,) = _pems(base64.b64decode(bundle).decode())
+        assert ca != anchor, f"{who}: caBundle is the mesh trust anchor, not the webhook CA"
+        service = services(s)[(ref["namespace"], ref["name"])]
+        dns = f"{ref['name']}.{ref['namespace']}.svc"
+        for secret in _served_secrets(s, service, int(ref.get("port", 443))):
+            cert = _pems(_secret_data(secret, "tls.crt"))[0]
+            key = serialization.load_pem_private_key(
+                _secret_data(secret, "tls.key").encode(),
+                None,
+            )
+            where = f"{who} → Secret {secret['metadata']['name']}"
+            cert.verify_directly_issued_by(ca)  # raises when the bundle did not sign it
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert dns in names.get_values_for_type(x509.DNSName), f"{where}: SAN {names}"
+            assert key.public_key() == cert.public_key(), f"{where}: key does not match"
+
+
+def _check_injected_ca_bundles(s: Stack, injected: list[tuple[str, Any, str, str]]) -> None:
+    """A webhook whose caBundle cert-manager's cainjector writes at run time: cainjector runs,
+    and the CA it copies is the one that signs what the Service's pods serve."""
+    if not injected:
+        return
+    assert [w for w in workloads(s) if w.labels.get("app.kubernetes.io/component") == "cainjector"]
+    for who, ref, annotation, value in injected:
+        namespace, _, name = value.partition("/")
+        dns = f"{ref['name']}.{ref['namespace']}.svc"
+        arrivals = resolve(s, ref["name"], ref["namespace"], int(ref.get("port", 443)))
+        if annotation == "cert-manager.io/inject-ca-from":
+            # The pods serve the Secret the Certificate writes, for the Service's name.
+            cert = one(s, "Certificate", namespace, name)
+            assert dns in cert["spec"]["dnsNames"], f"{who}: {cert['spec']['dnsNames']}"
+            for a in arrivals:
+                mounted = {
+                    (v.get("secret") or {}).get("secretName") for v in a.workload.spec["volumes"]
+                }
+                assert cert["spec"]["secretName"] in mounted, f"{who}: {a.workload.name}"
+        else:
+            # The webhook makes its serving CA itself, in the Secret cainjector reads.
+            for a in arrivals:
+                args = [
+                    arg.replace("$(POD_NAMESPACE)", a.workload.namespace)
+                    for arg in a.container.get("args") or []
+                ]
+                assert f"--dynamic-serving-ca-secret-name={name}" in args, (who, args)
+                assert a.workload.namespace == namespace, who
+                assert f"--dynamic-serving-dns-names={dns}" in args, (who, args)
+
+
+def test_the_identity_issuer_is_a_ca_the_trust_anchor_signed_for_the_trust_domain(
+    s: Stack,
+) -> None:
+    values = linkerd_values(s)
+    domain = values["identityTrustDomain"]
+    assert domain == s.graph.config.get("clusterDomain", "cluster.local")
+    if values["identity"]["externalCA"]:
+        _check_external_issuer(s, values, domain)
+        return
+    roots = one(s, "ConfigMap", "linkerd", "linkerd-identity-trust-roots")["data"]["ca-bundle.crt"]
+    (anchor,) = _pems(roots)
+    assert _pems(s.graph.outputs["trustAnchorPem"]) == [anchor]
+    secret = one(s, "Secret", "linkerd", "linkerd-identity-issuer")
+    issuer = _pems(_secret_data(secret, "crt.pem"))[0]
+    issuer.verify_directly_issued_by(anchor)
+    assert issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    cn = issuer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    # The identity controller refuses an issuer not named for its trust domain.
+    assert cn == f"identity.linkerd.{domain}"
+    key = serialization.load_pem_private_key(_secret_data(secret, "key.pem").encode(), None)
+    assert key.public_key() == issuer.public_key()
+
+
+def _check_external_issuer(s: Stack, values: dict[str, Any], domain: str) -> None:
+    """cert-manager and trust-manager write what the chart leaves out: the roots ConfigMap the
+    pods mount, holding the anchor, and the issuer Secret, a CA named for the trust domain."""
+    assert values["identity"]["issuer"]["scheme"] == "kubernetes.io/tls"
+    chart_made = [
+        c
+        for c in of_kind(s, "ConfigMap", "linkerd")
+        if c["metadata"]["name"] == "linkerd-identity-trust-roots"
+    ]
+    assert not chart_made, "the roots are trust-manager's to write"
+    (identity,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "linkerd-identity"]
+    volumes = {v["name"]: v for v in identity.spec["volumes"]}
+    roots_cm = volumes["trust-roots"]["configMap"]["name"]
+    issuer_secret = volumes["identity-issuer"]["secret"]["secretName"]
+
+    (bundle,) = [b for b in of_kind(s, "Bundle") if b["metadata"]["name"] == roots_cm]
+    target = bundle["spec"]["target"]
+    assert target["configMap"]["key"] == "ca-bundle.crt"
+    (ns,) = [n for n in of_kind(s, "Namespace") if n["metadata"]["name"] == "linkerd"]
+    selector = target["namespaceSelector"]["matchLabels"]
+    assert selector.items() <= ns["metadata"]["labels"].items(), "no roots in linkerd"
+    anchors = [a for src in bundle["spec"]["sources"] for a in _pems(src["inLine"])]
+    assert anchors == _pems(s.graph.outputs["trustAnchorPem"])
+
+    cert = one(s, "Certificate", "linkerd", issuer_secret)
+    spec = cert["spec"]
+    assert spec["secretName"] == issuer_secret and spec["isCA"] is True
+    # The identity controller refuses an issuer not named for its trust domain.
+    assert spec["commonName"] == f"identity.linkerd.{domain}"
+    assert spec["privateKey"]["algorithm"] == "ECDSA" and spec["privateKey"]["size"] == 256
+    ref = spec["issuerRef"]
+    kind = "ClusterIssuer" if ref["kind"] == "ClusterIssuer" else "Issuer"
+    issuers = [i for i in of_kind(s, kind) if i["metadata"]["name"] == ref["name"]]
+    if issuers:
+        # Made by the stack from the anchor's key: its CA Secret holds the anchor and that key.
+        (issuer,) = issuers
+        identity_config = s.graph.config["linkerd"]["identity"]
+        ca_ns = (
+            ns_of(issuer)
+            if kind == "Issuer"
+            else identity_config.get("certManagerNamespace", "cert-manager")
+        )
+        secret = one(s, "Secret", ca_ns, issuer["spec"]["ca"]["secretName"])
+        (ca,) = _pems(_secret_data(secret, "tls.crt"))
+        assert [ca] == anchors
+        key = serialization.load_pem_private_key(_secret_data(secret, "tls.key").encode(), None)
+        assert key.public_key() == ca.public_key()
+
+
+# --- Policy ----------------------------------------------------------------------------------
+
+
+def _servers(s: Stack) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(ns_of(o), o["metadata"]["name"]): o for o in of_kind(s, "Server")}
+
+
+def _server_ports(s: Stack, server: dict[str, Any]) -> list[tuple[Workload, int | str]]:
+    """(pod, port) pairs a Server selects; fails on a Server that selects nothing."""
+    spec = server["spec"]
+    selector = spec.get("podSelector") or {}
+    pods = pod_selected(s, ns_of(server), selector)
+    where = f"Server {ns_of(server)}/{server['metadata']['name']}"
+    # An empty selector is every pod of the namespace, the stack's or a team's.
+    assert pods or not any(selector.values()), f"{where} selects no pods ({selector})"
+    port = spec["port"]
+    for w in pods:
+        ports = {
+            p.get(k)
+            for c in w.containers()
+            for p in c.get("ports") or []
+            for k in ("name", "containerPort")
+        }
+        assert port in ports | PROXY_ADMIN_PORTS, f"{where}: {w.name} has no port {port}"
+    return [(w, port) for w in pods]
+
+
+def _authn(s: Stack, namespace: str, ref: dict[str, Any]) -> dict[str, Any]:
+    kind = ref["kind"]
+    if kind == "ServiceAccount":
+        return {"kind": kind, **ref}
+    return {"kind": kind, **one(s, kind, ref.get("namespace", namespace), ref["name"])["spec"]}
+
+
+def _identities_ok(s: Stack, namespace: str, authn: dict[str, Any]) -> list[str]:
+    """Problems with the identities an authentication admits: each must be a ServiceAccount
+    some pod runs as, or an identity string in the trust domain."""
+    domain = linkerd_values(s)["identityTrustDomain"]
+    accounts = {(w.namespace, w.service_account) for w in workloads(s)}
+    # Namespaces whose pods this stack runs; a client elsewhere (an external Prometheus) is
+    # the user's to run.
+    owned = {ns_of(o) for _, o in s.objects()} | {
+        o["metadata"]["name"] for o in of_kind(s, "Namespace")
+    }
+    problems = []
+    refs = [authn] if authn["kind"] == "ServiceAccount" else authn.get("identityRefs") or []
+    for ref in refs:
+        if ref.get("kind") == "ServiceAccount":
+            key = (ref.get("namespace") or namespace, ref["name"])
+            if key[0] in owned and key not in accounts:
+                problems.append(f"no pod runs as ServiceAccount {key[0]}/{key[1]}")
+    for identity in authn.get("identities") or []:
+        if not identity.endswith(f".serviceaccount.identity.linkerd.{domain}"):
+            problems.append(f"identity {identity} is outside the trust domain {domain}")
+    return problems
+
+
+def test_every_authorization_targets_a_server_that_selects_serving_pods_and_real_clients(
+    s: Stack,
+) -> None:
+    servers = _servers(s)
+    # The stack's own policies (the charts' are upstream's: viz renders its Prometheus policy
+    # even with Prometheus off).
+    policies = [
+        r.inputs for r in program_objects(s.graph) if r.type.endswith(":AuthorizationPolicy")
+    ]
+    assert policies
+    problems = []
+    for policy in policies:
+        namespace, spec = ns_of(policy), policy["spec"]
+        target = spec["targetRef"]
+        where = f"AuthorizationPolicy {namespace}/{policy['metadata']['name']}"
+        if target["kind"] == "Server":
+            server = servers.get((namespace, target["name"]))
+            if server is None:
+                problems.append(f"{where}: no Server {target['name']} in {namespace}")
+                continue
+            _server_ports(s, server)
+        for ref in spec.get("requiredAuthenticationRefs") or []:
+            problems += [
+                f"{where}: {p}" for p in _identities_ok(s, namespace, _authn(s, namespace, ref))
+            ]
+    assert not problems, "\n".join(problems)
+
+
+def _default_deny(s: Stack, namespace: str) -> bool:
+    for ns in of_kind(s, "Namespace"):
+        if ns["metadata"]["name"] == namespace:
+            annotations = ns["metadata"].get("annotations") or {}
+            return annotations.get("config.linkerd.io/default-inbound-policy") == "deny"
+    return False
+
+
+def _admitted(s: Stack, w: Workload, port: int) -> list[dict[str, Any]]:
+    """The authentications of every policy on a Server that covers `port` of `w`'s pods."""
+    names = {
+        p.get("name")
+        for c in w.containers()
+        for p in c.get("ports") or []
+        if p.get("containerPort") == port
+    }
+    covering = {
+        name
+        for (namespace, name), server in _servers(s).items()
+        if namespace == w.namespace
+        and ((server["spec"].get("podSelector") or {}).get("matchLabels") or {}).items()
+        <= w.labels.items()
+        and server["spec"]["port"] in names | {port}
+    }
+    out = []
+    for policy in of_kind(s, "AuthorizationPolicy", w.namespace):
+        if policy["spec"]["targetRef"].get("name") in covering:
+            out += [
+                _authn(s, w.namespace, r)
+                for r in policy["spec"].get("requiredAuthenticationRefs") or []
+            ]
+    return out
+
+
+def _published(s: Stack) -> list[tuple[str, Arrival]]:
+    """(how, arrival) for every path into the cluster the stack opens: each port of its
+    NodePort/LoadBalancer Services and each Ingress backend, followed to the pods."""
+    mode = s.graph.config["exposure"]["mode"]
+    services_out = [
+        o for o in of_kind(s, "Service") if o["spec"].get("type") in ("NodePort", "LoadBalancer")
+    ]
+    ingresses = of_kind(s, "Ingress")
+    assert bool(services_out) == (mode in ("nodePort", "loadBalancer")), mode
+    assert bool(ingresses) == (mode == "ingress"), mode
+    out = []
+    for svc in services_out:
+        for port in svc["spec"]["ports"]:
+            for a in resolve(s, svc["metadata"]["name"], ns_of(svc), port["port"]):
+                out.append(("service", a))
+    for ing in ingresses:
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                for a in resolve(s, backend["name"], ns_of(ing), backend["port"]["number"]):
+                    out.append(("ingress", a))
+    return out
+
+
+def test_what_the_stack_publishes_reaches_a_serving_port_and_is_authorized_to(s: Stack) -> None:
+    """Behind Linkerd's default-deny, a published port needs a policy admitting its callers:
+    anyone for a NodePort/LoadBalancer Service, the ingress controller's identities for an
+    Ingress."""
+    ingress_ns = s.graph.config["exposure"].get("ingressNamespace", "ingress-nginx")
+    controller = (
+        f"*.{ingress_ns}.serviceaccount.identity.linkerd.{linkerd_values(s)['identityTrustDomain']}"
+    )
+    problems = []
+    for how, a in _published(s):
+        # Users open a web UI there: where the workload's config is known, its HTTP server.
+        serving = listeners(s, a)
+        if serving and not serving.get(a.port, "").endswith("/http"):
+            problems.append(f"{a.workload.name}:{a.port} ({how}): serves {serving.get(a.port)}")
+        if not _default_deny(s, a.workload.namespace):
+            continue
+        admitted = _admitted(s, a.workload, a.port)
+        where = f"{a.workload.name}:{a.port} ({how})"
+        if how == "service":
+            networks = {n["cidr"] for authn in admitted for n in authn.get("networks") or []}
+            if not networks & ALL_NETWORKS:
+                problems.append(f"{where}: published, but only meshed clients may call it")
+        else:
+            identities = {i for authn in admitted for i in authn.get("identities") or []}
+            if controller not in identities:
+                problems.append(f"{where}: the ingress controller may not call it ({identities})")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_dashboard_answers_the_host_users_reach_it_by(s: Stack) -> None:
+    pattern = re.compile(rendered_arg(s, "linkerd-viz", "web", "-enforced-host") or "")
+    domain = s.graph.config.get("clusterDomain", "cluster.local")
+    # In-cluster callers and port-forwards.
+    for host in (f"web.linkerd-viz.svc.{domain}:8084", "localhost:8084", "127.0.0.1:8084"):
+        assert pattern.match(host), f"{pattern.pattern} refuses {host}"
+    url = s.graph.outputs["urls"].get("dashboard", "")
+    mode = s.graph.config["exposure"]["mode"]
+    if mode == "ingress":
+        assert pattern.match(urllib.parse.urlsplit(url).netloc), url
+    if mode in ("nodePort", "loadBalancer"):
+        # A kind node's address, as the browser sends it.
+        assert pattern.match("172.18.0.2:30084")
+
+
+# --- The data plane follows the control plane -----------------------------------------------
+
+
+def test_every_pod_the_stack_runs_meshed_is_built_with_the_digest_of_what_proxies_get(
+    s: Stack,
+) -> None:
+    """A change in what the injector gives proxies must change every pod template the stack owns
+    in a meshed namespace, or those pods keep their old proxies until someone restarts them."""
+    cp = s.graph.charts()["linkerd-control-plane"].inputs
+    want = mesh.config_digest(mesh.proxy_config(cp["values"], cp["version"]))
+    meshed = [
+        w for w in workloads(s) if w.namespace in ("linkerd-viz", "tracing", "grafana", "emojivoto")
+    ]
+    assert len(meshed) >= 5
+    for w in meshed:
+        annotations = (w.pod.get("metadata") or {}).get("annotations") or {}
+        env = {e["name"]: e.get("value") for c in w.containers() for e in c.get("env") or []}
+        carried = annotations.get(mesh.PROXY_CONFIG_ANNOTATION, env.get(mesh.PROXY_CONFIG_ENV))
+        assert carried == want, f"{w.name}: {carried!r}, expected the digest {want}"
+
+
+# --- Storage ---------------------------------------------------------------------------------
+
+
+def test_a_deployment_on_a_read_write_once_claim_stops_its_old_pod_before_starting_a_new_one(
+    s: Stack,
+) -> None:
+    # A rolling update's new pod would wait for the claim the old pod holds, forever when it
+    # is scheduled to another node.
+    rwo = {
+        (ns_of(o), o["metadata"]["name"])
+        for o in of_kind(s, "PersistentVolumeClaim")
+        if "ReadWriteOnce" in ((o.get("spec") or {}).get("accessModes") or ["ReadWriteOnce"])
+    }
+    checked = 0
+    for d in of_kind(s, "Deployment"):
+        volumes = d["spec"]["template"]["spec"].get("volumes") or []
+        claims = {(v.get("persistentVolumeClaim") or {}).get("claimName") for v in volumes}
+        if any((ns_of(d), c) in rwo for c in claims if c):
+            strategy = (d["spec"].get("strategy") or {}).get("type", "RollingUpdate")
+            assert strategy == "Recreate", f"Deployment {ns_of(d)}/{d['metadata']['name']}"
+            checked += 1
+    volumes_on = s.graph.config.get("grafana", {}).get("persistence") or (
+        s.graph.config.get("tracing", {}).get("storage") == "badger"
+    )
+    assert checked >= (1 if volumes_on else 0)
+
+
+def test_every_claim_a_pod_mounts_exists_and_badger_writes_on_it(s: Stack) -> None:
+    claims = {(ns_of(o), o["metadata"]["name"]) for o in of_kind(s, "PersistentVolumeClaim")}
+    for w in workloads(s):
+        for v in w.spec.get("volumes") or []:
+            claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:
+                assert (w.namespace, claim) in claims, f"{w.name} mounts missing claim {claim}"
+    if s.graph.config["tracing"].get("storage") == "badger":
+        (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger"]
+        c = w.containers()[0]
+        config = yaml.safe_load(mounted_config(s, w, c, "user-config.yaml") or "{}")
+        backends = config["extensions"]["jaeger_storage"]["backends"]
+        (badger,) = [b["badger"] for b in backends.values()]
+        volumes = {v["name"]: v for v in w.spec["volumes"]}
+        on_claims = [
+            m["mountPath"]
+            for m in c.get("volumeMounts") or []
+            if "persistentVolumeClaim" in volumes.get(m["name"], {})
+        ]
+        for directory in badger["directories"].values():
+            assert any(directory.startswith(f"{p.rstrip('/')}/") for p in on_claims), directory
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_every_in_cluster_name_is_in_the_configured_cluster_domain(s: Stack) -> None:
+    domain = s.graph.config.get("clusterDomain", "cluster.local")
+    if domain == "cluster.local":
+        pytest.skip("the default domain: a hard-coded default cannot be told apart")
+    found = [
+        text
+        for o in objects(s)
+        for text in _strings(o)
+        if "cluster.local" in text or "cluster\\.local" in text
+    ]
+    assert not found, f"names in cluster.local in a {domain} cluster: {found[:5]}"
