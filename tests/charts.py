@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 
 from components.versions import ChartRef
 from policy import rules
-from tests.graph import Graph, Resource, plain, run_program
+from tests.graph import Graph, Resource, plain, run_program, strings
 from tests.pull_charts import pull_command
 
 
@@ -344,17 +344,6 @@ def program_objects(graph: Graph) -> list[Resource]:
     return graph.kubernetes_objects()
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
 def addresses(text: str) -> Iterator[tuple[str, str, int]]:
     """(service, namespace, port) of every in-cluster address in `text` with a known port."""
     for m in ADDRESS.finditer(text):
@@ -373,7 +362,7 @@ def written_addresses(s: Stack) -> dict[tuple[str, str, int], set[str]]:
     sources += [(r.urn, r.inputs) for r in program_objects(s.graph)]
     sources += [(f"stack output {k}", v) for k, v in s.graph.outputs.items()]
     for where, value in sources:
-        for text in _strings(value):
+        for text in strings(value):
             for address in addresses(text):
                 found.setdefault(address, set()).add(where)
     return found

@@ -85,6 +85,13 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
 
 
+def strings(value: Any) -> Iterator[str]:
+    """Every string anywhere in `value` (secret markers included, as plain values)."""
+    for _, leaf, _ in leaves(value):
+        if isinstance(leaf, str):
+            yield leaf
+
+
 def plain(value: Any) -> Any:
     """The value with every secret marker removed."""
     if is_secret(value):

@@ -9,27 +9,14 @@ input, output or certificate request may name the default.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from tests.graph import Graph, run_program, stack_names
+from tests.graph import Graph, run_program, stack_names, strings
 
 DOMAIN = "corp.internal"
 # `<svc>.<ns>.svc.<domain>`, as any component writes an in-cluster name.
 SERVICE_NAME = re.compile(r"\b[a-z0-9-]+\.[a-z0-9-]+\.svc\.([a-z0-9-]+(?:\.[a-z0-9-]+)*)")
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
 
 
 @pytest.fixture(scope="module", params=stack_names())
@@ -45,13 +32,13 @@ def test_no_input_or_output_names_the_default_domain(graph: Graph) -> None:
         {
             f"{r.urn}: {text[:120]!r}"
             for r in graph.resources
-            for text in _strings(r.inputs)
+            for text in strings(r.inputs)
             if "cluster.local" in text or r"cluster\.local" in text
         }
         | {
             f"output {k}: {text!r}"
             for k, v in graph.outputs.items()
-            for text in _strings(v)
+            for text in strings(v)
             if "cluster.local" in text
         }
     )
@@ -64,7 +51,7 @@ def test_every_in_cluster_name_and_the_trust_domain_use_the_configured_domain(
     names = [
         m[1]
         for r in graph.resources
-        for text in _strings(r.inputs)
+        for text in strings(r.inputs)
         for m in SERVICE_NAME.finditer(text)
     ]
     assert len(names) >= 5

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import re
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +40,7 @@ from tests.charts import (
     suite_marks,
     type_token,
 )
+from tests.graph import strings
 
 pytestmark = suite_marks()
 
@@ -978,17 +978,6 @@ def test_every_claim_a_pod_mounts_exists_and_badger_writes_on_it(s: Stack) -> No
             assert any(directory.startswith(f"{p.rstrip('/')}/") for p in on_claims), directory
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
 def test_every_in_cluster_name_is_in_the_configured_cluster_domain(s: Stack) -> None:
     domain = s.graph.config.get("clusterDomain", "cluster.local")
     if domain == "cluster.local":
@@ -996,7 +985,7 @@ def test_every_in_cluster_name_is_in_the_configured_cluster_domain(s: Stack) -> 
     found = [
         text
         for o in objects(s)
-        for text in _strings(o)
+        for text in strings(o)
         if "cluster.local" in text or "cluster\\.local" in text
     ]
     assert not found, f"names in cluster.local in a {domain} cluster: {found[:5]}"
