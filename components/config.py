@@ -249,7 +249,7 @@ class _Reader:
     def fail(self, key: str, value: Any, accepted: str) -> None:
         # A value under a key set with --secret is never shown, whatever its type.
         top = re.split(r"[.\[]", key, maxsplit=1)[0]
-        hidden = isinstance(value, SecretValue) or top in self.secret_keys
+        hidden = isinstance(value, SecretValue) or top in self.secret_keys or top in NEVER_SHOWN
         shown = "(secret)" if hidden else json.dumps(value)
         self.errors.append(f"{PROJECT}:{key}: got {shown}; {accepted}")
 
@@ -401,6 +401,17 @@ TOP_LEVEL_KEYS: dict[str, str] = {
 
 # Keys whose values must be set with `pulumi config set --secret`.
 SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl")
+# Keys whose value no error shows, secret or not: `kubeconfig` may hold a whole kubeconfig, with
+# a client key or token, even where the CLI stores it in plain text.
+NEVER_SHOWN = frozenset({*SECRET_KEYS, "kubeconfig"})
+
+
+def is_kubeconfig_contents(value: str) -> bool:
+    """True when `kubeconfig` holds a kubeconfig itself rather than the path of one: a path is
+    one line, a kubeconfig (YAML, or JSON as `kubectl config view -o json` prints it) is not,
+    or names its `apiVersion`."""
+    text = value.strip()
+    return "\n" in text or text.startswith("{") or "apiVersion" in text
 
 
 # The engine's builtin function that reads a stack's outputs (pulumi/pulumi
@@ -446,6 +457,19 @@ def parse_settings(
                 f"{PROJECT}:{key}: is stored in plain text; set it with "
                 f"`pulumi config set --secret {key} <value>`"
             )
+    kubeconfig = values["kubeconfig"]
+    if (
+        isinstance(kubeconfig, str)
+        and is_kubeconfig_contents(kubeconfig)
+        and "kubeconfig" not in secret_keys
+    ):
+        # The provider receives it as a secret either way; this keeps the credentials out of
+        # the stack file, where the CLI stores a value not set with --secret as it is.
+        r.errors.append(
+            f"{PROJECT}:kubeconfig: holds a kubeconfig's contents in plain text (not shown); "
+            "set it with `pulumi config set --secret kubeconfig < kubeconfig.yaml`, or give the "
+            "path of the file instead"
+        )
 
     top = {k: v for k, v in values.items() if v is not None and TOP_LEVEL_KEYS[k] != "object"}
     profile = r.pick(top, "", "profile", "dev", _one_of(PROFILES), f"expected one of {PROFILES}")

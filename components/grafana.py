@@ -274,7 +274,10 @@ def grafana_values(
         "resources": sizing.k8s_resources(profile, "grafana"),
         # Shared by every k8s-sidecar container; none is enabled, sized for when one is.
         "sidecar": {"resources": sizing.k8s_resources(profile, "grafana-sidecar")},
-        "initChownData": {"resources": init},
+        # The chart's default pod securityContext has `fsGroup: 472`, so the kubelet gives the
+        # claim to Grafana's group at mount; the root `init-chown-data` (chown -R, runAsNonRoot
+        # false) only does it again, and would keep the pod out of a `restricted` namespace.
+        "initChownData": {"enabled": False, "resources": init},
         "downloadDashboards": {"resources": init},
         "persistence": {
             "enabled": settings.persistence,

@@ -397,16 +397,22 @@ class RecordingMonitor(mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def run_program(stack: str, overrides: Mapping[str, Any] | None = None) -> Graph:
+def run_program(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secret_keys: tuple[str, ...] = SECRET_CONFIG_KEYS,
+) -> Graph:
     """Run `__main__.py` for `stack` (its files plus `overrides`) and return the graph.
 
-    A program error is kept in `Graph.error` rather than raised, so tests can assert on it.
+    `secret_keys`: the keys set as with `--secret` (when present). A program error is kept in
+    `Graph.error` rather than raised, so tests can assert on it.
     """
     config = stack_config(stack, overrides)
     return record(
         lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
         stack=stack,
         config=config,
+        secret_keys=secret_keys,
     )
 
 
@@ -417,6 +423,7 @@ def record(
     project: str = PROJECT,
     engine: mocks.Mocks | None = None,
     preview: bool = False,
+    secret_keys: tuple[str, ...] = SECRET_CONFIG_KEYS,
 ) -> Graph:
     """Run `program` (any function that registers resources) under the recording mocks.
 
@@ -442,7 +449,7 @@ def record(
         )
         pulumi.runtime.set_all_config(
             to_raw(config, project),
-            secret_keys=[f"{project}:{k}" for k in SECRET_CONFIG_KEYS if k in config],
+            secret_keys=[f"{project}:{k}" for k in secret_keys if k in config],
         )
 
         @pulumi.runtime.test

@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from components import config as cfg
-from tests.graph import ROOT, project_defaults, run_program, stack_config, stack_names
+from tests.graph import (
+    ROOT,
+    plain,
+    project_defaults,
+    run_program,
+    stack_config,
+    stack_names,
+)
 from tests.markdown import table_in
 
 
@@ -463,3 +470,56 @@ def test_an_issuer_renewal_window_that_starts_late_or_leaves_no_service_is_refus
 def test_a_90_day_window_after_a_month_of_service_is_accepted(identity: dict[str, int]) -> None:
     ident = parse({"linkerd": {"identity": identity}}).linkerd.identity
     assert ident.issuer_validity_hours - ident.issuer_early_renewal_hours >= 720
+
+
+# --- A kubeconfig given as its contents -------------------------------------------------------
+
+KUBECONFIG_CONTENTS = """apiVersion: v1
+kind: Config
+users:
+- name: admin
+  user:
+    token: kubeconfig-s3cr3t-token
+"""
+
+
+@pytest.mark.parametrize(
+    "contents", [KUBECONFIG_CONTENTS, '{"apiVersion": "v1", "kind": "Config"}']
+)
+def test_a_kubeconfig_given_as_contents_in_plain_text_is_refused_without_showing_it(
+    contents: str,
+) -> None:
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse({"kubeconfig": contents})
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith("meshstack:kubeconfig: "), line
+    assert "`pulumi config set --secret kubeconfig < kubeconfig.yaml`" in line
+    assert "s3cr3t" not in line and "apiVersion" not in line
+
+
+def test_a_kubeconfig_given_as_contents_with_secret_or_as_a_path_is_accepted() -> None:
+    secret = parse({"kubeconfig": KUBECONFIG_CONTENTS}, secret=("kubeconfig",))
+    assert secret.kubeconfig == KUBECONFIG_CONTENTS
+    assert parse({"kubeconfig": "/home/ops/.kube/prod config"}).kubeconfig.endswith("config")
+
+
+@pytest.mark.parametrize("key", cfg.SECRET_KEYS)
+def test_a_secret_key_of_the_wrong_type_is_never_shown_even_in_plain_text(key: str) -> None:
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse({key: {"value": "s3cr3t"}})
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_kubeconfig_contents_in_plain_text_stop_the_program_before_any_resource() -> None:
+    graph = run_program("dev", {"kubeconfig": KUBECONFIG_CONTENTS}, secret_keys=())
+    assert graph.error is not None and type(graph.error).__name__ == "RunError"
+    assert "meshstack:kubeconfig:" in str(graph.error)
+    assert "s3cr3t" not in str(graph.error)
+    assert graph.resources == []
+
+
+def test_kubeconfig_contents_set_as_secret_reach_the_provider() -> None:
+    graph = run_program("dev", {"kubeconfig": KUBECONFIG_CONTENTS}, secret_keys=("kubeconfig",))
+    assert graph.error is None, graph.error
+    (provider,) = graph.of_type("pulumi:providers:kubernetes")
+    assert plain(provider.inputs["kubeconfig"]) == KUBECONFIG_CONTENTS

@@ -677,3 +677,9 @@ def test_the_deployed_anchor_is_what_the_anchor_rules_count_down_to(
         assert len(anchor_rules) == 2, stack
         for rule in anchor_rules:
             assert query(rule) == dashboards.anchor_days_left_query(expires), stack
+
+
+def test_the_volume_is_handed_to_grafana_by_fs_group_not_a_root_chown() -> None:
+    # The chart's pod securityContext (`fsGroup: 472`) gives the claim to Grafana's group; the
+    # root init container would only repeat it, and no root container passes `restricted`.
+    assert values(settings=GrafanaSettings(persistence=True))["initChownData"]["enabled"] is False
