@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import config as cfg
 from components import exposure as exp
+from components import grafana as grafana_module
 from components import lifecycle
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.external_issuer import ExternalIssuerArgs
@@ -164,6 +165,10 @@ viz = Viz(
     opts=on_cluster,
 )
 
+# NodePort and LoadBalancer Services bring users in without a mesh identity: the UIs they
+# publish admit any network behind default-deny.
+_published_by_service = settings.exposure.mode in ("loadBalancer", "nodePort")
+
 # --- Tracing, logs, dashboards -----------------------------------------------------------------
 # Meshed workloads start once viz is ready (its tap-injector must see their pods) and carry the
 # digest of what their proxies are injected with, so a change in it rolls them in this `up`.
@@ -178,6 +183,16 @@ tracing = (
             control_plane=mesh.control_plane,
             viz_chart=viz.chart,
             proxy_config=mesh.proxy_config,
+            # Grafana's Jaeger datasource queries as Grafana's identity.
+            query_clients=(
+                ((grafana_module.SERVICE_ACCOUNT, grafana_module.NAMESPACE),)
+                if settings.grafana.enabled
+                else ()
+            ),
+            ingress_controller_namespace=plan.ingress_controller_namespace,
+            public_query=_published_by_service,
+            prometheus_namespace=settings.linkerd.prometheus_scraper[0],
+            prometheus_service_account=settings.linkerd.prometheus_scraper[1],
         ),
         opts=on_cluster,
     )
@@ -191,6 +206,11 @@ logging = (
             profile=settings.profile,
             settings=settings.logging,
             cluster_domain=settings.cluster_domain,
+            query_clients=(
+                ((grafana_module.NAMESPACE, grafana_module.PODS),)
+                if settings.grafana.enabled
+                else ()
+            ),
         ),
         opts=on_cluster,
     )
@@ -219,6 +239,10 @@ grafana = (
             ),
             # Every anchor proxies trust: during a rotation the first of the two to expire.
             trust_anchor_pem=identity.trust_anchors_pem,
+            ingress_controller_namespace=plan.ingress_controller_namespace,
+            public=_published_by_service,
+            prometheus_namespace=settings.linkerd.prometheus_scraper[0],
+            prometheus_service_account=settings.linkerd.prometheus_scraper[1],
         ),
         opts=on_cluster,
     )
@@ -259,6 +283,7 @@ onboarding = Onboarding(
         open_census=settings.tracing.open_census,
         prometheus_namespace=settings.linkerd.prometheus_scraper[0],
         prometheus_service_account=settings.linkerd.prometheus_scraper[1],
+        viz_chart=viz.chart,
     ),
     opts=on_cluster,
 )

@@ -214,6 +214,8 @@ class TeamNamespace:
     name: str
     adopt: bool = False
     """True: the namespace already exists; the stack patches its labels instead of creating it."""
+    prometheus_readers: tuple[str, ...] = ()
+    """ServiceAccounts of the namespace that may query viz's Prometheus (`prometheusReaders`)."""
 
 
 @dataclass(frozen=True)
@@ -884,6 +886,10 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
     )
 
 
+# The keys of an `onboarding.namespaces` entry (README Configure documents each).
+TEAM_KEYS = ("name", "adopt", "prometheusReaders")
+
+
 def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]:
     r.unknown(obj, "onboarding", ("namespaces",))
     entries = obj.get("namespaces") or []
@@ -899,7 +905,7 @@ def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]
         if not isinstance(entry, dict):
             r.fail(p, entry, 'expected a name or a map such as {"name": "team-a", "adopt": false}')
             continue
-        r.unknown(entry, p, ("name", "adopt"))
+        r.unknown(entry, p, TEAM_KEYS)
         name = _as_declared("", entry.get("name"))
         if not isinstance(name, str) or not DNS_LABEL.match(name):
             r.fail(
@@ -917,12 +923,57 @@ def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]
             continue
         seen.add(name)
         adopt = r.pick(entry, p, "adopt", False, _is_bool, "expected true or false")
-        teams.append(TeamNamespace(name=name, adopt=adopt))
+        readers = _prometheus_readers(r, f"{p}.prometheusReaders", entry.get("prometheusReaders"))
+        teams.append(TeamNamespace(name=name, adopt=adopt, prometheus_readers=readers))
     return tuple(teams)
+
+
+# A ServiceAccount name: a DNS subdomain (RFC 1123), at most 253 characters.
+SERVICE_ACCOUNT_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+
+
+def _prometheus_readers(r: _Reader, key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        accepted = 'expected a list of the namespace\'s ServiceAccounts, e.g. ["dashboards"]'
+        r.fail(key, value, accepted)
+        return ()
+    readers: list[str] = []
+    for j, account in enumerate(value):
+        if not isinstance(account, str) or not SERVICE_ACCOUNT_NAME.match(account):
+            r.fail(
+                f"{key}[{j}]",
+                account,
+                "expected a ServiceAccount name of the namespace (lower-case letters, digits, "
+                "'-' and '.'), without the namespace",
+            )
+        elif account in readers:
+            r.fail(f"{key}[{j}]", account, "listed twice; list each ServiceAccount once")
+        else:
+            readers.append(account)
+    return tuple(readers)
+
+
+def _check_prometheus_readers(r: _Reader, s: Settings) -> None:
+    """Readers are let into viz's own Prometheus, which an external one replaces."""
+    if not s.linkerd.prometheus_url:
+        return
+    for i, team in enumerate(s.teams):
+        if team.prometheus_readers:
+            r.fail(
+                f"onboarding.namespaces[{i}].prometheusReaders",
+                list(team.prometheus_readers),
+                "viz runs no Prometheus of its own when linkerd.prometheusUrl is set; grant "
+                "these ServiceAccounts access in that Prometheus instead and drop the key",
+            )
 
 
 def _cross_checks(r: _Reader, s: Settings) -> None:
     """Rules that tie keys together."""
+    _check_prometheus_readers(r, s)
     ident = s.linkerd.identity
     early, validity = ident.issuer_early_renewal_hours, ident.issuer_validity_hours
     # A value already reported stands in as its default here; one line about it is enough.

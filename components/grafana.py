@@ -23,6 +23,16 @@ from components import common, dashboards, identity, sizing, versions, viz
 from components import logging as logs
 from components.config import GrafanaSettings
 from components.mesh import PROXY_CONFIG_ANNOTATION
+from components.onboarding import (
+    VIZ_PROMETHEUS_SERVICE_ACCOUNT,
+    PolicySet,
+    empty_policy,
+    merge_policies,
+    policy_resources,
+    proxy_admin_policy,
+    published_policy,
+    server,
+)
 
 # --- Names -----------------------------------------------------------------------------------
 # Pinned in the values (`fullnameOverride`, `serviceAccount.name`, `service.*`), so these stay
@@ -346,6 +356,34 @@ def prometheus_authorization_spec() -> dict[str, Any]:
     }
 
 
+# Pod labels of the chart's Deployment (its `selectorLabels`), what the Server selects.
+PODS = {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": RELEASE}
+# The chart's name for Grafana's HTTP container port.
+CONTAINER_PORT_NAME = "grafana"
+
+
+def policy(
+    ingress_controller_namespace: str = "",
+    public: bool = False,
+    cluster_domain: str = "cluster.local",
+    prometheus_service_account: str = VIZ_PROMETHEUS_SERVICE_ACCOUNT,
+    prometheus_namespace: str = viz.NAMESPACE,
+) -> PolicySet:
+    """Who may call what in `grafana`, on top of its default `deny`. Pure.
+
+    Nothing in the cluster calls Grafana: users do, through the way it is published
+    (`published_policy`; a port-forward needs no policy), and viz's dashboard only links to it
+    in the browser. Every proxy's admin port: the metrics scraper.
+    """
+    p = empty_policy()
+    p["Server"]["grafana-http"] = server({"matchLabels": PODS}, CONTAINER_PORT_NAME, "HTTP/1")
+    return merge_policies(
+        p,
+        published_policy("grafana-http", ingress_controller_namespace, public, cluster_domain),
+        proxy_admin_policy({"matchLabels": {}}, prometheus_service_account, prometheus_namespace),
+    )
+
+
 # --- Component -------------------------------------------------------------------------------
 
 
@@ -380,6 +418,15 @@ class GrafanaArgs:
     alert_webhook_url: pulumi.Input[str] | None = None
     """Default: none, alerts show in Grafana only. A secret: it is stored in a Kubernetes
     Secret and reaches Grafana through its environment, never through the chart values."""
+    ingress_controller_namespace: str = ""
+    """Namespace of the meshed ingress controller that publishes Grafana. Default: none."""
+    public: bool = False
+    """Grafana is published by a NodePort or LoadBalancer Service: any network may call it.
+    Default: false."""
+    prometheus_service_account: str = VIZ_PROMETHEUS_SERVICE_ACCOUNT
+    """Identity allowed to scrape Grafana's proxy. Default: viz's bundled Prometheus."""
+    prometheus_namespace: str = viz.NAMESPACE
+    """Namespace of `prometheus_service_account`. Default: linkerd-viz."""
     trust_anchor_pem: pulumi.Input[str] | None = None
     """Default: none, no trust-anchor expiry alerts. The trust anchor that signs the identity
     issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
@@ -397,7 +444,8 @@ def _anchor_expiry(pem: Any) -> int | None:
 class Grafana(pulumi.ComponentResource):
     """Grafana in the meshed `grafana` namespace.
 
-    Children: the namespace; a generated admin password and the `grafana-admin` Secret the
+    Children: the namespace (injected, default `deny`) and its Linkerd policy (`policy()`); a
+    generated admin password and the `grafana-admin` Secret the
     chart reads; the alert webhook Secret (optional); the ConfigMap with the golden-metrics
     dashboard; the AuthorizationPolicy letting Grafana query viz's Prometheus (bundled
     Prometheus only); the `grafana` chart.
@@ -416,9 +464,29 @@ class Grafana(pulumi.ComponentResource):
     ) -> None:
         super().__init__("meshstack:observability:Grafana", name, None, opts)
 
-        # Meshed: viz's Prometheus only answers Grafana's mTLS identity.
+        # Meshed: viz's Prometheus only answers Grafana's mTLS identity. Default deny: only the
+        # clients `policy()` names reach Grafana.
         ns = common.meshed_namespace(
-            NAMESPACE, f"{name}-namespace", self, args.control_plane, extensions=[args.viz_chart]
+            NAMESPACE,
+            f"{name}-namespace",
+            self,
+            args.control_plane,
+            default_deny=True,
+            extensions=[args.viz_chart],
+        )
+        # Before the chart: the pod comes up into a namespace whose rules already exist.
+        policies = policy_resources(
+            name,
+            ns.metadata.name,
+            policy(
+                args.ingress_controller_namespace,
+                args.public,
+                args.cluster_domain,
+                args.prometheus_service_account,
+                args.prometheus_namespace,
+            ),
+            self,
+            labels=common.MANAGED_BY,
         )
 
         # --- Admin credentials ---
@@ -440,7 +508,7 @@ class Grafana(pulumi.ComponentResource):
             string_data={ADMIN_USER_KEY: ADMIN_USER, ADMIN_PASSWORD_KEY: admin_password},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        chart_deps: list[pulumi.Resource] = [args.control_plane, admin_secret]
+        chart_deps: list[pulumi.Resource] = [args.control_plane, admin_secret, *policies]
 
         # --- Alert webhook ---
         webhook = args.alert_webhook_url is not None

@@ -8,14 +8,27 @@ The namespace is not meshed: `LoggingArgs` carries no control plane to wait for 
 before the proxy injector is ready would silently run without a proxy), Alloy reads host files
 as root and would gain nothing from a proxy per node, and Loki's clients stay in-cluster. A
 meshed Grafana can still query an unmeshed Loki (its proxy forwards plain HTTP).
+
+Who reaches Loki is therefore a Kubernetes NetworkPolicy, not Linkerd policy (`network_policy`):
+its HTTP port admits Alloy's pods (pushes) and the query clients' pods (Grafana), its gRPC and
+memberlist ports only Loki's own pods. Meshing the namespace instead would put Linkerd's
+default-deny in front of Loki, but only if Alloy were meshed too: a root, hostPath DaemonSet
+whose pods would then need a proxy (and proxy-init's NET_ADMIN) on every node just to push logs,
+and whose logs would start flowing only once the injector is up. Unmeshed, Alloy has no mesh
+identity to authorize, while a NetworkPolicy names it by its pod labels. An unmeshed server sees
+a meshed client (Grafana) as plain TCP from that client's pod IP, so pod and namespace
+selectors match it as they match Alloy. What this needs: a CNI that enforces NetworkPolicy
+(Calico, Cilium, kindnet from kind v0.24); without one the policy is accepted and ignored.
+The kubelet's probes come from the node, which those CNIs admit whatever the policy says.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions
 from components.config import LoggingSettings
@@ -30,8 +43,16 @@ LOKI_RELEASE = "loki"
 # Loki's monolithic Service is `loki.fullname` (charts/loki templates/monolithic/service.yaml).
 LOKI_SERVICE = "loki"
 LOKI_HTTP_PORT = 3100
+# Loki's other listeners (the chart's default gRPC and memberlist ports): only
+# Loki itself talks to them, one Loki to another.
+LOKI_GRPC_PORT = 9095
+LOKI_MEMBERLIST_PORT = 7946
+# Pod labels of every Loki pod and of Alloy's (the charts' `selectorLabels`).
+LOKI_PODS = {"app.kubernetes.io/name": "loki", "app.kubernetes.io/instance": LOKI_RELEASE}
 PUSH_PATH = "/loki/api/v1/push"
 ALLOY_RELEASE = "alloy"
+ALLOY_PODS = {"app.kubernetes.io/name": "alloy", "app.kubernetes.io/instance": ALLOY_RELEASE}
+NETWORK_POLICY = "loki-ingress"
 
 # Stream labels every log line carries; Grafana's trace-to-logs mapping refers to them.
 LABEL_NAMESPACE = "namespace"
@@ -294,6 +315,42 @@ def alloy_values(profile: str, config: str) -> dict[str, Any]:
     }
 
 
+# --- Network policy --------------------------------------------------------------------------
+
+
+def network_policy(query_clients: tuple[tuple[str, dict[str, str]], ...] = ()) -> dict[str, Any]:
+    """The spec of the NetworkPolicy in front of Loki's pods (module docstring). Pure.
+
+    `query_clients`: (namespace, pod labels) of the pods that query Loki (Grafana).
+    """
+    clients: list[dict[str, Any]] = [{"podSelector": {"matchLabels": dict(ALLOY_PODS)}}]
+    clients += [
+        {
+            # The label the API server puts on every namespace: a name nobody can relabel.
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "podSelector": {"matchLabels": dict(labels)},
+        }
+        for namespace, labels in query_clients
+    ]
+    return {
+        "podSelector": {"matchLabels": dict(LOKI_PODS)},
+        # Ingress only: Loki's egress (DNS, its own Service) stays as it was.
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": clients, "ports": [{"protocol": "TCP", "port": LOKI_HTTP_PORT}]},
+            {
+                "from": [{"podSelector": {"matchLabels": dict(LOKI_PODS)}}],
+                "ports": [
+                    {"protocol": "TCP", "port": LOKI_GRPC_PORT},
+                    # memberlist gossips over both.
+                    {"protocol": "TCP", "port": LOKI_MEMBERLIST_PORT},
+                    {"protocol": "UDP", "port": LOKI_MEMBERLIST_PORT},
+                ],
+            },
+        ],
+    }
+
+
 # --- Component -------------------------------------------------------------------------------
 
 
@@ -305,14 +362,18 @@ class LoggingArgs:
     """Retention, and whether Loki's data sits on a retained PersistentVolumeClaim."""
     cluster_domain: str = "cluster.local"
     """Default: cluster.local. The cluster's DNS domain, used in the Loki URLs."""
+    query_clients: tuple[tuple[str, dict[str, str]], ...] = ()
+    """(namespace, pod labels) of the pods allowed to query Loki, e.g. Grafana's. Default: none,
+    only Alloy (pushes) and Loki itself reach Loki."""
 
 
 class Logging(pulumi.ComponentResource):
     """Loki and Alloy in the `logging` namespace.
 
     Children: the `logging` namespace (kept by `pulumi destroy` when persistence is on, see
-    below), the `loki` chart (monolithic StatefulSet, Service `loki:3100`) and the `alloy` chart
-    (DaemonSet tailing `/var/log/pods` on every node).
+    below), the `loki-ingress` NetworkPolicy (`network_policy`), the `loki` chart (monolithic
+    StatefulSet, Service `loki:3100`) and the `alloy` chart (DaemonSet tailing
+    `/var/log/pods` on every node).
 
     Outputs: `namespace`, `push_url` (for log shippers) and `query_url` (Grafana's datasource).
 
@@ -344,6 +405,17 @@ class Logging(pulumi.ComponentResource):
             retain_on_delete=args.settings.persistence,
         )
 
+        # Before the chart, so Loki never runs open.
+        netpol = k8s.networking.v1.NetworkPolicy(
+            f"{name}-loki-ingress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=NETWORK_POLICY, namespace=ns.metadata.name, labels=common.MANAGED_BY
+            ),
+            spec=cast(
+                k8s.networking.v1.NetworkPolicySpecArgsDict, network_policy(args.query_clients)
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         push = push_url(args.cluster_domain)
         self.loki = common.chart(
             f"{name}-loki",
@@ -352,6 +424,7 @@ class Logging(pulumi.ComponentResource):
             ns.metadata.name,
             loki_values(args.profile, args.settings, args.cluster_domain),
             self,
+            depends_on=[netpol],
         )
         # No depends_on Loki: Alloy retries pushes with backoff, so both can start in parallel.
         self.alloy = common.chart(

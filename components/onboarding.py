@@ -32,7 +32,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import common, viz
-from components.config import DNS_LABEL, TeamNamespace
+from components.config import DNS_LABEL, SERVICE_ACCOUNT_NAME, TeamNamespace
 
 # --- Meshed namespaces -----------------------------------------------------------------------
 
@@ -139,6 +139,65 @@ def proxy_admin_policy(
     return policy
 
 
+# Every meshed client, whatever its namespace: Linkerd's wildcard identity.
+ANY_MESH_IDENTITY = {"identities": ["*"]}
+# Every address, IPv4 and IPv6: clients that arrive without a mesh identity.
+ALL_NETWORKS = {"networks": [{"cidr": "0.0.0.0/0"}, {"cidr": "::/0"}]}
+
+
+def mesh_identity(namespace: str, cluster_domain: str) -> str:
+    """Every ServiceAccount identity of a namespace (Linkerd's trust domain = cluster domain)."""
+    return f"*.{namespace}.serviceaccount.identity.linkerd.{cluster_domain}"
+
+
+def published_policy(
+    server_name: str,
+    ingress_controller_namespace: str,
+    public: bool,
+    cluster_domain: str,
+) -> PolicySet:
+    """Open a UI's Server to the way it is published, under default-deny.
+
+    An Ingress arrives from the (meshed) ingress controller's identities; a NodePort or
+    LoadBalancer Service from outside the mesh, with no identity to check, hence any network.
+    Port-forward needs nothing: it arrives on the pod's loopback, which the proxy leaves alone.
+    """
+    policy = empty_policy()
+    if ingress_controller_namespace:
+        policy["MeshTLSAuthentication"]["ingress-controller"] = {
+            "identities": [mesh_identity(ingress_controller_namespace, cluster_domain)]
+        }
+        policy["AuthorizationPolicy"][f"{server_name}-ingress-controller"] = authorization(
+            server_name, "MeshTLSAuthentication", "ingress-controller"
+        )
+    if public:
+        policy["NetworkAuthentication"]["all-networks"] = dict(ALL_NETWORKS)
+        policy["AuthorizationPolicy"][f"{server_name}-public"] = authorization(
+            server_name, "NetworkAuthentication", "all-networks"
+        )
+    return policy
+
+
+def prometheus_readers_policy(team: str, readers: tuple[str, ...]) -> PolicySet:
+    """Let ServiceAccounts of a team namespace query viz's Prometheus (`prometheusReaders`).
+
+    The objects live in `linkerd-viz`, beside the `prometheus-admin` Server the viz chart makes
+    for its Prometheus (which answers only the clients it authorizes), and are named after the
+    team so each team's grant is its own. Empty: nothing.
+    """
+    policy = empty_policy()
+    if not readers:
+        return policy
+    object_name = f"{team}-prometheus-readers"
+    policy["MeshTLSAuthentication"][object_name] = service_account_refs(
+        *((account, team) for account in readers)
+    )
+    policy["AuthorizationPolicy"][object_name] = authorization(
+        viz.PROMETHEUS_SERVER, "MeshTLSAuthentication", object_name
+    )
+    return policy
+
+
 def policy_resources(
     resource_prefix: str,
     namespace_name: pulumi.Input[str],
@@ -219,6 +278,9 @@ class OnboardingArgs:
     """The identity that scrapes proxy metrics. Default: viz's bundled Prometheus."""
     prometheus_namespace: str = viz.NAMESPACE
     """Namespace of `prometheus_service_account`. Default: linkerd-viz."""
+    viz_chart: pulumi.Resource | None = None
+    """The linkerd-viz chart, whose `prometheus-admin` Server a team's `prometheus_readers` are
+    authorized on: their policy waits for it. Default: none, no wait."""
 
 
 class Onboarding(pulumi.ComponentResource):
@@ -226,7 +288,9 @@ class Onboarding(pulumi.ComponentResource):
 
     Children, per team: the namespace (created), or a server-side-apply `NamespacePatch` of its
     labels and annotations (adopted); a `linkerd-admin` Server with an AuthorizationPolicy for
-    the metrics scraper; and the `meshstack-tracing` ConfigMap when tracing is on.
+    the metrics scraper; the `meshstack-tracing` ConfigMap when tracing is on; and, for a team
+    with `prometheus_readers`, a MeshTLSAuthentication and an AuthorizationPolicy
+    `<team>-prometheus-readers` in `linkerd-viz` letting them query viz's Prometheus.
 
     Outputs: `namespaces`, the team namespace names in configuration order.
     """
@@ -279,6 +343,16 @@ class Onboarding(pulumi.ComponentResource):
                 self,
                 labels=common.MANAGED_BY,
             )
+            # Query access to viz's Prometheus, for the ServiceAccounts the team named.
+            policy_resources(
+                f"{prefix}-viz",
+                viz.NAMESPACE,
+                prometheus_readers_policy(team.name, team.prometheus_readers),
+                self,
+                labels=common.MANAGED_BY,
+                # The policy targets the Server the viz chart creates.
+                depends_on=[args.viz_chart] if args.viz_chart is not None else None,
+            )
             if data is not None:
                 k8s.core.v1.ConfigMap(
                     f"{prefix}-tracing",
@@ -304,3 +378,9 @@ def _validate(args: OnboardingArgs) -> None:
         if team.name in seen:
             raise ValueError(f"OnboardingArgs.teams[{i}].name: {team.name!r} is listed twice")
         seen.add(team.name)
+        for account in team.prometheus_readers:
+            if not SERVICE_ACCOUNT_NAME.match(account):
+                raise ValueError(
+                    f"OnboardingArgs.teams[{i}].prometheus_readers: {account!r} is not a "
+                    "ServiceAccount name"
+                )

@@ -53,9 +53,22 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import common, sizing, versions
+from components import common, sizing, versions, viz
 from components.config import TracingSettings
 from components.mesh import PROXY_CONFIG_ANNOTATION, PROXY_CONFIG_ENV
+from components.onboarding import (
+    ANY_MESH_IDENTITY,
+    VIZ_PROMETHEUS_SERVICE_ACCOUNT,
+    PolicySet,
+    authorization,
+    empty_policy,
+    merge_policies,
+    policy_resources,
+    proxy_admin_policy,
+    published_policy,
+    server,
+    service_account_refs,
+)
 
 # --- Names and ports (single source for the chart values and for `addresses()`) ------------
 
@@ -183,6 +196,82 @@ def check(profile: str, settings: TracingSettings) -> None:
             f"TracingArgs.settings.span_ttl_hours: got {settings.span_ttl_hours}; expected "
             "at least 1"
         )
+
+
+# --- Policy ----------------------------------------------------------------------------------
+
+# Pod labels of the two charts (their `selectorLabels`), what the Servers select.
+COLLECTOR_PODS = {
+    "app.kubernetes.io/name": "opentelemetry-collector",
+    "app.kubernetes.io/instance": COLLECTOR_RELEASE,
+}
+JAEGER_PODS = {"app.kubernetes.io/name": "jaeger", "app.kubernetes.io/instance": JAEGER_RELEASE}
+# viz's dashboard proxies its trace links to Jaeger's query port as this ServiceAccount.
+VIZ_WEB_SERVICE_ACCOUNT = "web"
+
+
+def policy(
+    open_census: bool,
+    query_clients: tuple[tuple[str, str], ...] = (),
+    ingress_controller_namespace: str = "",
+    public_query: bool = False,
+    cluster_domain: str = "cluster.local",
+    prometheus_service_account: str = VIZ_PROMETHEUS_SERVICE_ACCOUNT,
+    prometheus_namespace: str = viz.NAMESPACE,
+) -> PolicySet:
+    """Who may call what in `tracing`, on top of its default `deny`. Pure.
+
+    - the collector's receivers (OTLP gRPC and HTTP, OpenCensus when on): any mesh identity.
+      Every meshed proxy of every namespace exports its spans there, and so do the apps of
+      onboarded namespaces, so the collector cannot list its clients; it can insist they are
+      meshed. Unmeshed senders are refused: a span from outside the mesh has no identity to
+      attribute it to, and every namespace the stack makes or onboards is meshed;
+    - Jaeger's OTLP gRPC receiver: the collector only (Jaeger's OTLP HTTP receiver and query
+      gRPC port get no policy, so nobody but a port-forward reaches them);
+    - Jaeger's query API and UI: viz's dashboard (its trace links are proxied by `web`), the
+      `query_clients` ((ServiceAccount, namespace): Grafana's datasource), and the way the UI
+      is published (`published_policy`);
+    - every proxy's admin port: the metrics scraper.
+    """
+    p = empty_policy()
+    p["Server"] |= {
+        "collector-otlp": server({"matchLabels": COLLECTOR_PODS}, "otlp", "gRPC"),
+        "collector-otlp-http": server({"matchLabels": COLLECTOR_PODS}, "otlp-http", "HTTP/1"),
+        # The chart's container ports are unnamed: Jaeger's by number.
+        "jaeger-otlp": server({"matchLabels": JAEGER_PODS}, JAEGER_OTLP_GRPC_PORT, "gRPC"),
+        "jaeger-query": server({"matchLabels": JAEGER_PODS}, JAEGER_QUERY_PORT, "HTTP/1"),
+    }
+    p["MeshTLSAuthentication"] |= {
+        "any-mesh-identity": dict(ANY_MESH_IDENTITY),
+        "collector": service_account_refs((COLLECTOR_SERVICE_ACCOUNT, None)),
+        "query-clients": service_account_refs(
+            (VIZ_WEB_SERVICE_ACCOUNT, viz.NAMESPACE), *query_clients
+        ),
+    }
+    receivers = ["collector-otlp", "collector-otlp-http"]
+    if open_census:
+        p["Server"]["collector-opencensus"] = server(
+            {"matchLabels": COLLECTOR_PODS}, "opencensus", "gRPC"
+        )
+        receivers.append("collector-opencensus")
+    for receiver in receivers:
+        p["AuthorizationPolicy"][f"{receiver}-mesh"] = authorization(
+            receiver, "MeshTLSAuthentication", "any-mesh-identity"
+        )
+    p["AuthorizationPolicy"] |= {
+        "jaeger-otlp-collector": authorization("jaeger-otlp", "MeshTLSAuthentication", "collector"),
+        "jaeger-query-clients": authorization(
+            "jaeger-query", "MeshTLSAuthentication", "query-clients"
+        ),
+    }
+    return merge_policies(
+        p,
+        published_policy(
+            "jaeger-query", ingress_controller_namespace, public_query, cluster_domain
+        ),
+        # Every pod of the namespace is meshed, and all should be scraped.
+        proxy_admin_policy({"matchLabels": {}}, prometheus_service_account, prometheus_namespace),
+    )
 
 
 # --- Collector values ------------------------------------------------------------------------
@@ -511,15 +600,27 @@ class TracingArgs:
     proxy_config: pulumi.Input[str] | None = None
     """A digest of what proxies are injected with (`Mesh.proxy_config`): set on both pod
     templates, so a change rolls them in the same `up`. Default: none."""
+    query_clients: tuple[tuple[str, str], ...] = ()
+    """(ServiceAccount, namespace) of meshed clients of Jaeger's query API besides viz's
+    dashboard, e.g. Grafana. Default: none."""
+    ingress_controller_namespace: str = ""
+    """Namespace of the meshed ingress controller that publishes Jaeger's UI. Default: none."""
+    public_query: bool = False
+    """Jaeger's UI is published by a NodePort or LoadBalancer Service: any network may call it.
+    Default: false."""
+    prometheus_service_account: str = VIZ_PROMETHEUS_SERVICE_ACCOUNT
+    """Identity allowed to scrape the proxies. Default: viz's bundled Prometheus."""
+    prometheus_namespace: str = viz.NAMESPACE
+    """Namespace of `prometheus_service_account`. Default: linkerd-viz."""
 
 
 class Tracing(pulumi.ComponentResource):
     """An OpenTelemetry collector and Jaeger v2 in the meshed `tracing` namespace.
 
-    Children: `<name>-namespace` (Linkerd-injected, Pod Security `privileged` for
-    proxy-init), `<name>-badger` (the PersistentVolumeClaim, only with `storage: badger`),
-    `<name>-jaeger` and `<name>-collector` (the two charts, releases `jaeger` and
-    `otel-collector`).
+    Children: `<name>-namespace` (Linkerd-injected, default `deny`, Pod Security `privileged`
+    for proxy-init), the Linkerd policy of `policy()`, `<name>-badger` (the
+    PersistentVolumeClaim, only with `storage: badger`), `<name>-jaeger` and `<name>-collector`
+    (the two charts, releases `jaeger` and `otel-collector`).
 
     Outputs: `namespace`; `endpoints` ({otlpGrpc, otlpHttp, openCensus or None});
     `query_url` (Jaeger's in-cluster query URL). Attributes `jaeger` and `collector` are the
@@ -539,18 +640,39 @@ class Tracing(pulumi.ComponentResource):
         check(args.profile, args.settings)
         at = addresses(args.cluster_domain)
 
-        # Meshed: Linkerd proxies only export spans to a collector inside the mesh.
+        # Meshed: Linkerd proxies only export spans to a collector inside the mesh. Default
+        # deny: only the clients `policy()` names reach the collector and Jaeger.
         ns = common.meshed_namespace(
             NAMESPACE,
             f"{name}-namespace",
             self,
             args.control_plane,
+            default_deny=True,
             # The Badger claim is kept on destroy, and it only survives if its namespace does.
             retain_on_delete=args.settings.storage == "badger",
             extensions=[args.viz_chart] if args.viz_chart is not None else [],
         )
 
-        jaeger_deps: list[pulumi.Resource] = []
+        # First: pods come up into a namespace whose rules already exist, so the first spans
+        # are not refused while the policy is created.
+        policies: list[pulumi.Resource] = list(
+            policy_resources(
+                name,
+                ns.metadata.name,
+                policy(
+                    args.settings.open_census,
+                    args.query_clients,
+                    args.ingress_controller_namespace,
+                    args.public_query,
+                    args.cluster_domain,
+                    args.prometheus_service_account,
+                    args.prometheus_namespace,
+                ),
+                self,
+                labels=common.MANAGED_BY,
+            )
+        )
+        jaeger_deps: list[pulumi.Resource] = list(policies)
         self.badger_claim: k8s.core.v1.PersistentVolumeClaim | None = None
         if args.settings.storage == "badger":
             self.badger_claim = k8s.core.v1.PersistentVolumeClaim(
@@ -601,6 +723,8 @@ class Tracing(pulumi.ComponentResource):
                 args.profile, args.settings.open_census, args.cluster_domain, args.proxy_config
             ),
             self,
+            # The policy first, as for Jaeger.
+            depends_on=policies,
         )
 
         self.namespace = ns.metadata.name

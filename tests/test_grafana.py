@@ -518,12 +518,18 @@ def test_grafana_is_authorized_to_query_vizs_prometheus(graph: Graph) -> None:
 
 
 def test_an_external_prometheus_needs_no_authorization_policy() -> None:
-    assert build(bundled_prometheus=False).of_type(AUTHZ) == []
+    # Grafana's own namespace has its policy (the scraper on the proxy's admin port); nothing
+    # is written into viz's namespace.
+    policies = build(bundled_prometheus=False).of_type(AUTHZ)
+    assert [p for p in policies if p.inputs["metadata"]["namespace"] != "grafana"] == []
 
 
 def test_grafana_is_meshed_and_waits_for_the_control_plane(graph: Graph) -> None:
     ns = graph.get("kubernetes:core/v1:Namespace", "grafana-namespace")
-    assert ns.inputs["metadata"]["annotations"] == {"linkerd.io/inject": "enabled"}
+    assert ns.inputs["metadata"]["annotations"] == {
+        "linkerd.io/inject": "enabled",
+        "config.linkerd.io/default-inbound-policy": "deny",
+    }
     control_plane = graph.get("test:mesh:ControlPlane", "control-plane")
     assert graph.waits_for(ns, control_plane)
     assert graph.waits_for(chart(graph), control_plane)
@@ -568,6 +574,11 @@ def test_every_child_is_named_after_the_component_and_parented_to_it(graph: Grap
         "grafana-dashboards",
         "grafana-prometheus-authz",
         "grafana-chart",
+        # Its namespace's Linkerd policy (`grafana.policy`), named after it too.
+        "grafana-server-grafana-http",
+        "grafana-server-linkerd-admin",
+        "grafana-meshtls-metrics-scraper",
+        "grafana-authz-linkerd-admin-metrics-scraper",
     }
 
 

@@ -303,4 +303,9 @@ def test_persistent_settings_reach_the_loki_chart(persistent: Graph) -> None:
 def test_every_child_is_named_after_the_component_and_parented_to_it(graph: Graph) -> None:
     component = graph.get("meshstack:observability:Logging", "logging")
     children = [r for r in graph.resources if r.parent == component.urn]
-    assert {r.name for r in children} == {"logging-namespace", "logging-loki", "logging-alloy"}
+    assert {r.name for r in children} == {
+        "logging-namespace",
+        "logging-loki-ingress",
+        "logging-loki",
+        "logging-alloy",
+    }

@@ -406,12 +406,20 @@ def test_children_are_parented_and_named_after_the_component() -> None:
     graph = _deploy("prod", BADGER)
     component = graph.get("meshstack:tracing:Tracing", "tracing")
     children = [r for r in graph.resources if r.parent == component.urn]
-    assert sorted(r.name for r in children) == [
-        "tracing-badger",
-        "tracing-collector",
-        "tracing-jaeger",
-        "tracing-namespace",
+    # The namespace's Linkerd policy (`tracing.policy`) is named after the component too.
+    policy = [
+        f"tracing-{role}-{name}"
+        for kind, role in (
+            ("Server", "server"),
+            ("MeshTLSAuthentication", "meshtls"),
+            ("NetworkAuthentication", "netauthn"),
+            ("AuthorizationPolicy", "authz"),
+        )
+        for name in tracing.policy(True)[kind]
     ]
+    assert sorted(r.name for r in children) == sorted(
+        ["tracing-badger", "tracing-collector", "tracing-jaeger", "tracing-namespace", *policy]
+    )
 
 
 @pytest.mark.parametrize("open_census", [True, False])

@@ -772,7 +772,8 @@ def _identities_ok(s: Stack, namespace: str, authn: dict[str, Any]) -> list[str]
             if key[0] in owned and key not in accounts:
                 problems.append(f"no pod runs as ServiceAccount {key[0]}/{key[1]}")
     for identity in authn.get("identities") or []:
-        if not identity.endswith(f".serviceaccount.identity.linkerd.{domain}"):
+        # `*`: any identity the trust anchor vouches for (every proxy exporting spans).
+        if identity != "*" and not identity.endswith(f".serviceaccount.identity.linkerd.{domain}"):
             problems.append(f"identity {identity} is outside the trust domain {domain}")
     return problems
 
