@@ -117,6 +117,7 @@ mesh = Mesh(
         issuer_mode=ident.issuer,
         issuer_cert_pem=identity.issuer_cert_pem,
         issuer_key_pem=identity.issuer_key_pem,
+        cni=settings.linkerd.cni,
         install_gateway_api_crds=settings.linkerd.install_gateway_api_crds,
         tracing=(
             TracingHookup(

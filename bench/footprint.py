@@ -203,6 +203,17 @@ def _memcached(allocated_mi: int) -> dict[str, Any]:
 # chart's templates and values.yaml at that version.
 CHARTS: dict[str, ChartSpec] = {
     "linkerd-crds": ChartSpec(()),
+    # With `linkerd.cni`: templates/cni-plugin.yaml, a DaemonSet in the uninjected `linkerd-cni`
+    # namespace (its repair controller, off by default, is not counted).
+    "linkerd2-cni": ChartSpec(
+        (
+            ChartWorkload(
+                "linkerd-cni",
+                (_c("install-cni", "resources", "linkerd-cni"),),
+                controller_default="daemonset",
+            ),
+        )
+    ),
     # With issuer `external` (components/external_issuer.py): templates/{deployment,
     # webhook-deployment,cainjector-deployment}.yaml; not meshed (the injector skips them).
     "cert-manager": ChartSpec(

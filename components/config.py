@@ -153,6 +153,10 @@ class IdentitySettings:
 @dataclass(frozen=True)
 class LinkerdSettings:
     install_gateway_api_crds: bool = True
+    cni: bool = False
+    """The linkerd2-cni plugin sets up each pod's traffic redirection instead of the root,
+    NET_ADMIN `linkerd-init` container, so meshed namespaces can enforce PSA `restricted`.
+    Default: per profile (`PROFILE_DEFAULTS`)."""
     identity: IdentitySettings = IdentitySettings()
     prometheus_url: str = ""
     """An external Prometheus for viz; empty runs viz's bundled Prometheus."""
@@ -401,6 +405,15 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "onboarding": "object",
 }
 
+# Keys whose default depends on the profile: key → profile → default. `Pulumi.yaml` leaves
+# them out of its defaults (one default there would apply to every profile) and says so in the
+# key's description; the README's Configure table gives each profile's default.
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Production gets restricted pods; a laptop's kind cluster is not known to chain the
+    # plugin behind kindnet, so dev keeps linkerd-init unless asked.
+    "linkerd.cni": {"dev": False, "prod": True},
+}
+
 # Keys whose values must be set with `pulumi config set --secret`.
 SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl")
 # Keys whose value no error shows, secret or not: `kubeconfig` may hold a whole kubeconfig, with
@@ -495,6 +508,7 @@ def parse_settings(
             values["linkerd"] or {},
             values["trustAnchorKeyPem"] or "",
             values["nextTrustAnchorKeyPem"] or "",
+            profile,
         ),
         tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
         logging=_logging(r, values["logging"] or {}, _flag(values, "enableLogging")),
@@ -523,10 +537,16 @@ def _flag(values: Mapping[str, Any], key: str) -> bool:
 
 
 def _linkerd(
-    r: _Reader, obj: Mapping[str, Any], anchor_key: str, next_anchor_key: str = ""
+    r: _Reader,
+    obj: Mapping[str, Any],
+    anchor_key: str,
+    next_anchor_key: str = "",
+    profile: str = "dev",
 ) -> LinkerdSettings:
     r.unknown(
-        obj, "linkerd", ("installGatewayApiCrds", "identity", "prometheusUrl", "prometheusScraper")
+        obj,
+        "linkerd",
+        ("installGatewayApiCrds", "cni", "identity", "prometheusUrl", "prometheusScraper"),
     )
     ident = obj.get("identity") or {}
     if not isinstance(ident, dict):
@@ -648,6 +668,14 @@ def _linkerd(
     return LinkerdSettings(
         install_gateway_api_crds=r.pick(
             obj, "linkerd", "installGatewayApiCrds", True, _is_bool, "expected true or false"
+        ),
+        cni=r.pick(
+            obj,
+            "linkerd",
+            "cni",
+            PROFILE_DEFAULTS["linkerd.cni"][profile],
+            _is_bool,
+            "expected true or false",
         ),
         identity=identity,
         prometheus_url=prometheus_url,

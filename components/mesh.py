@@ -51,6 +51,41 @@ def gateway_api_values() -> dict[str, Any]:
     }
 
 
+# --- The CNI plugin ---------------------------------------------------------------------------
+# The namespace and release `linkerd install-cni` uses; `linkerd check` looks for the plugin
+# there (`--cni-namespace`, default linkerd-cni).
+CNI_NAMESPACE = "linkerd-cni"
+CNI_RELEASE = "linkerd-cni"
+# The proxy's ports and user, which the plugin's iptables rules must name exactly as injected
+# proxies use them (Linkerd docs, features/cni.md): both charts get them from here.
+PROXY_PORTS = {"admin": 4191, "control": 4190, "inbound": 4143, "outbound": 4140}
+PROXY_UID = 2102
+
+
+def cni_namespace_labels() -> dict[str, str]:
+    """The labels `linkerd install-cni` gives its namespace (linkerd2-cni
+    templates/cni-plugin.yaml, CLI only). `privileged`: the DaemonSet mounts hostPath volumes
+    (the CNI config and binary folders), which `baseline` already forbids."""
+    return {
+        "linkerd.io/cni-resource": "true",
+        "config.linkerd.io/admission-webhooks": "disabled",
+        **common.PSA_PRIVILEGED,
+    }
+
+
+def cni_values(profile: str) -> dict[str, Any]:
+    """Values for linkerd2-cni: the proxy's ports and user as the control plane injects them.
+    Everything else is upstream's (nft iptables, IPv6 off, the repair controller off)."""
+    return {
+        "inboundProxyPort": PROXY_PORTS["inbound"],
+        "outboundProxyPort": PROXY_PORTS["outbound"],
+        "proxyAdminPort": PROXY_PORTS["admin"],
+        "proxyControlPort": PROXY_PORTS["control"],
+        "proxyUID": PROXY_UID,
+        "resources": sizing.size(profile, "linkerd-cni").linkerd(),
+    }
+
+
 def webhooks() -> list[Webhook]:
     return [Webhook(role, svc, NAMESPACE) for role, (_, svc) in CONTROL_PLANE_WEBHOOKS.items()]
 
@@ -64,13 +99,15 @@ class TracingHookup:
     namespace: str
 
 
-def namespace_metadata() -> tuple[dict[str, str], dict[str, str]]:
-    """Labels and annotations the Linkerd CLI gives the control-plane namespace (no CNI)."""
+def namespace_metadata(cni: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations the Linkerd CLI gives the control-plane namespace: PSA
+    `restricted` with the CNI plugin, `privileged` without (linkerd-init needs NET_ADMIN and
+    NET_RAW), as upstream's templates/namespace.yaml does."""
     labels = {
         "linkerd.io/is-control-plane": "true",
         "config.linkerd.io/admission-webhooks": "disabled",
         "linkerd.io/control-plane-ns": NAMESPACE,
-        **common.PSA_PRIVILEGED,
+        **(common.PSA_RESTRICTED if cni else common.PSA_PRIVILEGED),
     }
     return labels, {"linkerd.io/inject": "disabled"}
 
@@ -98,6 +135,7 @@ def control_plane_values(
     issuer_key_pem: pulumi.Input[str] | None,
     certs: dict[str, WebhookCert],
     tracing: TracingHookup | None,
+    cni: bool = False,
 ) -> dict[str, Any]:
     """Values for linkerd-control-plane. Pure: the same inputs give the same dict."""
     size = lambda role: sizing.size(profile, role).linkerd()  # noqa: E731 - local shorthand
@@ -133,6 +171,11 @@ def control_plane_values(
             "deploymentStrategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
             "webhookFailurePolicy": "Fail",
         }
+    if cni:
+        # The plugin redirects traffic, so pods get the unprivileged network validator instead
+        # of linkerd-init; the ports and user are the ones the plugin's rules name.
+        values["cniEnabled"] = True
+        values["proxy"] |= {"ports": dict(PROXY_PORTS), "uid": PROXY_UID}
     if tracing is not None:
         values["proxy"]["tracing"] = {
             "enabled": True,
@@ -163,6 +206,8 @@ PROXY_VALUE_KEYS = (
     "identityTrustAnchorsPEM",
     "proxy",
     "proxyInit",
+    # linkerd-init or the network validator: only pods injected again drop the privileged one.
+    "cniEnabled",
 )
 # The pod-template annotation carrying `proxy_config_digest`: a new value is a new pod template,
 # so the workload rolls, and its new pods get the new proxy.
@@ -190,8 +235,20 @@ def config_digest(config: Any) -> str:
     `PROXY_CONFIG_PENDING` while part of it is unknown (previews only)."""
     if config is UNKNOWN or contains_unknowns(config):
         return PROXY_CONFIG_PENDING
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(_whole_numbers(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _whole_numbers(value: Any) -> Any:
+    """`4143.0` as `4143`: values reach the chart (and the state) as doubles, which Helm reads
+    alike, so a port digests the same whichever form it is in."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 def proxy_config_digest(config: Mapping[str, Any]) -> pulumi.Output[str]:
@@ -224,6 +281,9 @@ class MeshArgs:
     API CRDs (e.g. GKE), which would otherwise clash."""
     tracing: TracingHookup | None = None
     """Default: none, proxies do not export spans."""
+    cni: bool = False
+    """Install the linkerd2-cni plugin (namespace `linkerd-cni`) before the control plane and
+    enable it there. Default: false, each meshed pod runs the NET_ADMIN `linkerd-init`."""
     external_issuer: ExternalIssuerArgs | None = None
     """With issuer_mode `external`, required: what makes the issuer Secret and trust roots the
     control plane mounts (its namespace is this component's). Default: none."""
@@ -275,8 +335,24 @@ class Mesh(pulumi.ComponentResource):
             )
             crd_deps.append(gateway_api)
 
-        labels, annotations = namespace_metadata()
+        labels, annotations = namespace_metadata(args.cni)
         ns = common.namespace(NAMESPACE, f"{name}-namespace", self, labels, annotations)
+
+        cni_deps: list[pulumi.Resource] = []
+        if args.cni:
+            cni_ns = common.namespace(
+                CNI_NAMESPACE, f"{name}-cni-namespace", self, cni_namespace_labels()
+            )
+            cni_deps.append(
+                common.chart(
+                    f"{name}-cni",
+                    versions.LINKERD2_CNI,
+                    CNI_RELEASE,
+                    cni_ns.metadata.name,
+                    cni_values(args.profile),
+                    self,
+                )
+            )
 
         self.crds = common.chart(
             f"{name}-crds",
@@ -307,6 +383,7 @@ class Mesh(pulumi.ComponentResource):
             args.issuer_key_pem,
             args.webhook_certs,
             args.tracing,
+            args.cni,
         )
         self.control_plane = common.chart(
             f"{name}-control-plane",
@@ -319,7 +396,10 @@ class Mesh(pulumi.ComponentResource):
             # its policy controller only watches Gateway API kinds that exist when it starts.
             # Both CRD sets install in parallel: one readiness stage. An external issuer's
             # Secret and trust roots must exist first, or identity and the injector never start.
-            depends_on=[self.crds, *crd_deps, *issuer_deps],
+            # With CNI the plugin's DaemonSet must be ready first: `cniEnabled` "requires the
+            # linkerd-cni plugin to already be installed" (chart values.yaml), and a pod the
+            # injector gives a network validator fails it until the plugin runs on its node.
+            depends_on=[self.crds, *crd_deps, *issuer_deps, *cni_deps],
         )
 
         self.namespace = ns.metadata.name

@@ -47,6 +47,8 @@ SIZES: dict[str, dict[str, Resources]] = {
         "linkerd-identity": _r("10m", "20Mi", "100m", "128Mi"),
         "linkerd-proxy-injector": _r("10m", "30Mi", "200m", "250Mi"),
         "linkerd-heartbeat": _r("10m", "20Mi", "100m", "64Mi"),
+        # With `linkerd.cni`: the plugin's installer, one per node, idle between file changes.
+        "linkerd-cni": _r("5m", "16Mi", "100m", "64Mi"),
         "viz-component": _r("10m", "30Mi", "100m", "128Mi"),
         "viz-prometheus": _r("50m", "150Mi", "500m", "512Mi"),
         "otel-collector": _r("20m", "64Mi", "200m", "256Mi"),
@@ -75,6 +77,7 @@ SIZES: dict[str, dict[str, Resources]] = {
         "linkerd-identity": _r("100m", "10Mi", "1", "250Mi"),
         "linkerd-proxy-injector": _r("100m", "50Mi", "1", "250Mi"),
         "linkerd-heartbeat": _r("100m", "50Mi", "1", "250Mi"),
+        "linkerd-cni": _r("10m", "32Mi", "200m", "128Mi"),
         "viz-component": _r("100m", "50Mi", "1", "250Mi"),
         "viz-prometheus": _r("300m", "300Mi", "2", "8192Mi"),
         "otel-collector": _r("200m", "256Mi", "1", "1Gi"),

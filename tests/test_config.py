@@ -220,6 +220,10 @@ def declared_leaves() -> dict[str, Any]:
 
     for key, decl in yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"].items():
         walk(key, decl["default"])
+    # Keys whose default is the profile's: Pulumi.yaml leaves them out of its defaults.
+    for key, by_profile in cfg.PROFILE_DEFAULTS.items():
+        assert key not in out, f"Pulumi.yaml gives {key} one default; it has one per profile"
+        out[key] = by_profile["dev"]
     return out
 
 
@@ -523,3 +527,37 @@ def test_kubeconfig_contents_set_as_secret_reach_the_provider() -> None:
     assert graph.error is None, graph.error
     (provider,) = graph.of_type("pulumi:providers:kubernetes")
     assert plain(provider.inputs["kubeconfig"]) == KUBECONFIG_CONTENTS
+
+
+# --- Defaults that depend on the profile ------------------------------------------------------
+
+
+def test_the_readme_gives_each_profile_its_default_of_a_profile_dependent_key() -> None:
+    table = table_in(ROOT / "README.md", "Configure")
+    rows = {name: row for row in table.rows for name in row[table.column("key")].code}
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key, by_profile in cfg.PROFILE_DEFAULTS.items():
+        written = rows[key][table.column("default")].text
+        for profile, default in by_profile.items():
+            assert f"{json.dumps(default)} with profile {profile}" in written, (key, written)
+        top, _, leaf = key.partition(".")
+        assert leaf in declared[top]["description"], f"Pulumi.yaml: {top} does not name {leaf}"
+
+
+@pytest.mark.parametrize(("profile", "cni"), [("dev", False), ("prod", True)])
+def test_cni_is_on_in_prod_and_off_in_dev_unless_set(profile: str, cni: bool) -> None:
+    cluster = {"kubeContext": "ctx"}
+    assert parse({"profile": profile, **cluster}).linkerd.cni is cni
+    flipped = parse({"profile": profile, **cluster, "linkerd": {"cni": not cni}})
+    assert flipped.linkerd.cni is (not cni)
+
+
+def test_the_stack_files_take_their_profiles_cni_default() -> None:
+    assert parse(stack_config("prod")).linkerd.cni is True
+    assert parse(stack_config("dev")).linkerd.cni is False
+
+
+def test_cni_as_the_cli_stores_it_is_read_and_garbage_is_named() -> None:
+    assert parse({"linkerd": {"cni": "true"}}).linkerd.cni is True
+    with pytest.raises(cfg.ConfigError, match=r"meshstack:linkerd\.cni: got \"yes\""):
+        parse({"linkerd": {"cni": "yes"}})

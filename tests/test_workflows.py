@@ -254,6 +254,7 @@ CHART_REFS = [
     versions.LINKERD_CRDS,
     versions.LINKERD_CONTROL_PLANE,
     versions.LINKERD_VIZ,
+    versions.LINKERD2_CNI,
     versions.GATEWAY_API_CRDS,
     versions.CERT_MANAGER,
     versions.TRUST_MANAGER,
