@@ -7,7 +7,8 @@ Deploys, in dependency order:
 - logs and dashboards: Loki with Alloy on every node, Grafana wired to Prometheus, Loki and
   Jaeger, with Linkerd dashboards, golden-metric and certificate-expiry alerts;
 - the emojivoto demo app, meshed, traced and locked down by Linkerd authorization policy;
-- onboarded team namespaces, and the dashboards' exposure and URLs.
+- onboarded team namespaces, and the dashboards' exposure and URLs (optionally through Envoy
+  Gateway, installed with its Envoy pods meshed).
 
 The stack outputs at the bottom are a contract other projects read with StackReference
 (README "Outputs").
@@ -24,6 +25,7 @@ from components import grafana as grafana_module
 from components import lifecycle
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.external_issuer import ExternalIssuerArgs
+from components.gateway import EnvoyGateway, EnvoyGatewayArgs
 from components.grafana import Grafana, GrafanaArgs
 from components.identity import Identity, IdentityArgs
 from components.logging import Logging, LoggingArgs
@@ -119,6 +121,7 @@ mesh = Mesh(
         issuer_key_pem=identity.issuer_key_pem,
         cni=settings.linkerd.cni,
         install_gateway_api_crds=settings.linkerd.install_gateway_api_crds,
+        install_envoy_gateway_crds=settings.exposure.install_envoy_gateway,
         tracing=(
             TracingHookup(
                 endpoint=tracing_at.otlp_grpc,
@@ -290,6 +293,21 @@ onboarding = Onboarding(
 )
 
 # --- Exposure --------------------------------------------------------------------------------
+envoy_gateway = (
+    EnvoyGateway(
+        "envoy-gateway",
+        EnvoyGatewayArgs(
+            gateway_class=settings.exposure.gateway_class,
+            control_plane=mesh.control_plane,
+            namespace=settings.exposure.gateway_namespace,
+            profile=settings.profile,
+            cluster_domain=settings.cluster_domain,
+        ),
+        opts=on_cluster,
+    )
+    if settings.exposure.install_envoy_gateway
+    else None
+)
 exposure = exp.Exposure(
     "exposure",
     exp.ExposureArgs(
@@ -304,6 +322,9 @@ exposure = exp.Exposure(
             }.items()
             if component is not None
         },
+        gateway_namespace=envoy_gateway.namespace if envoy_gateway else "",
+        # The Gateway API CRDs are installed before the control plane.
+        gateway_after=[envoy_gateway] if envoy_gateway else [mesh.control_plane],
     ),
     opts=on_cluster,
 )

@@ -55,7 +55,12 @@ ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
         "Identity": "the pods' proxy-config digest includes the trust anchors",
     },
     "Onboarding": {"Mesh": "team namespaces are injected, and hold policy resources"},
+    "EnvoyGateway": {
+        "Mesh": "its CRDs come before the control plane, whose injector must mesh Envoy's pods",
+    },
     "Exposure": {
+        "EnvoyGateway": "the Gateway attaches to the GatewayClass it creates",
+        "Mesh": "with the cluster's own Gateway: the Gateway API CRDs, before the control plane",
         "Viz": "fronts the dashboard",
         "Grafana": "fronts Grafana",
         "Tracing": "fronts Jaeger",

@@ -254,6 +254,17 @@ CHARTS: dict[str, ChartSpec] = {
     ),
     # CRDs and an admission policy only (templates/standard-gatewayapi-crds.yaml).
     "gateway-crds-helm": ChartSpec(()),
+    # With exposure.installEnvoyGateway: templates/envoy-gateway-deployment.yaml, not meshed.
+    # The Envoy pods the controller creates per Gateway are not the chart's, so not counted.
+    "gateway-helm": ChartSpec(
+        (
+            ChartWorkload(
+                "envoy-gateway",
+                (_c("envoy-gateway", "deployment.envoyGateway.resources", "envoy-gateway"),),
+                replicas="deployment.replicas",
+            ),
+        )
+    ),
     # templates/{identity,destination,proxy-injector}.yaml; `controllerReplicas` for all three.
     "linkerd-control-plane": ChartSpec(
         (

@@ -36,7 +36,7 @@ ISSUER_MODES = ("pulumi", "external")
 # What signs the issuer certificate with an external issuer: cert-manager's two issuer kinds.
 ISSUER_REF_KINDS = ("ClusterIssuer", "Issuer")
 TRACE_STORAGES = ("memory", "badger")
-EXPOSURE_MODES = ("port-forward", "ingress", "loadBalancer", "nodePort")
+EXPOSURE_MODES = ("port-forward", "ingress", "gateway", "loadBalancer", "nodePort")
 
 # RFC 1123 label, the rule Kubernetes applies to namespace names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -205,12 +205,20 @@ class EmojivotoSettings:
 @dataclass(frozen=True)
 class ExposureSettings:
     mode: str = "port-forward"
-    ingress_class: str = "nginx"
+    ingress_class: str = ""
+    """Required in `ingress` mode: no controller is assumed."""
     domain: str = ""
     tls_secret: str = ""
     cluster_issuer: str = ""
     ingress_namespace: str = "ingress-nginx"
     """Where the (meshed) ingress controller runs; its identity may call the app's web."""
+    gateway_class: str = ""
+    """Required in `gateway` mode: the GatewayClass the Gateway attaches to (the stack creates
+    it when it installs Envoy Gateway)."""
+    gateway_namespace: str = "envoy-gateway-system"
+    """Where the Gateway and its (meshed) data plane run; their identities may call the UIs."""
+    install_envoy_gateway: bool = False
+    """Install Envoy Gateway with a meshed data plane; false: use the cluster's own controller."""
 
 
 @dataclass(frozen=True)
@@ -863,7 +871,17 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
     r.unknown(
         obj,
         "exposure",
-        ("mode", "ingressClass", "domain", "tlsSecret", "clusterIssuer", "ingressNamespace"),
+        (
+            "mode",
+            "ingressClass",
+            "domain",
+            "tlsSecret",
+            "clusterIssuer",
+            "ingressNamespace",
+            "gatewayClass",
+            "gatewayNamespace",
+            "installEnvoyGateway",
+        ),
     )
     d = ExposureSettings()
     p = "exposure"
@@ -876,8 +894,8 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
             p,
             "ingressClass",
             d.ingress_class,
-            _matches(_DNS_NAME),
-            "expected an IngressClass name such as nginx",
+            _empty_or_dns_name,
+            "expected an IngressClass name such as traefik",
         ),
         domain=r.pick(
             obj,
@@ -910,6 +928,30 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
             d.ingress_namespace,
             _matches(DNS_LABEL),
             "expected a namespace name",
+        ),
+        gateway_class=r.pick(
+            obj,
+            p,
+            "gatewayClass",
+            d.gateway_class,
+            _empty_or_dns_name,
+            "expected a GatewayClass name such as envoy-gateway",
+        ),
+        gateway_namespace=r.pick(
+            obj,
+            p,
+            "gatewayNamespace",
+            d.gateway_namespace,
+            _matches(DNS_LABEL),
+            "expected a namespace name",
+        ),
+        install_envoy_gateway=r.pick(
+            obj,
+            p,
+            "installEnvoyGateway",
+            d.install_envoy_gateway,
+            _is_bool,
+            "expected true or false",
         ),
     )
 
@@ -1044,10 +1086,35 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
             f"{PROJECT}:linkerd.identity.trustAnchorPem: missing; with issuer `external` the "
             "trust anchor is managed outside the stack, so give its certificate (PEM) here"
         )
-    if s.exposure.mode == "ingress" and not s.exposure.domain:
+    e = s.exposure
+    if e.mode in ("ingress", "gateway") and not e.domain:
         r.errors.append(
-            f"{PROJECT}:exposure.domain: missing; ingress mode needs a base domain, e.g. "
+            f"{PROJECT}:exposure.domain: missing; {e.mode} mode needs a base domain, e.g. "
             "`pulumi config set --path exposure.domain mesh.example.com`"
+        )
+    if e.mode == "ingress" and not e.ingress_class:
+        r.errors.append(
+            f"{PROJECT}:exposure.ingressClass: missing; ingress mode needs the IngressClass of "
+            "a meshed controller that routes to Services (`kubectl get ingressclass`)"
+        )
+    if e.mode == "gateway" and not e.gateway_class:
+        r.errors.append(
+            f"{PROJECT}:exposure.gatewayClass: missing; gateway mode needs a GatewayClass name: "
+            "the one the stack creates with installEnvoyGateway, or one of `kubectl get "
+            "gatewayclass`"
+        )
+    if e.install_envoy_gateway and e.mode != "gateway":
+        r.fail(
+            "exposure.installEnvoyGateway",
+            True,
+            "Envoy Gateway is only installed for mode `gateway`; set the mode or drop the key",
+        )
+    if e.install_envoy_gateway and not s.linkerd.install_gateway_api_crds:
+        r.fail(
+            "exposure.installEnvoyGateway",
+            True,
+            "its CRDs come with the stack's Gateway API CRDs; set "
+            "linkerd.installGatewayApiCrds to true, or install Envoy Gateway outside the stack",
         )
     if s.exposure.tls_secret and s.exposure.cluster_issuer:
         r.fail(
@@ -1055,11 +1122,11 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
             s.exposure.cluster_issuer,
             "set either exposure.tlsSecret or exposure.clusterIssuer, not both",
         )
-    if s.exposure.mode != "ingress" and (s.exposure.tls_secret or s.exposure.cluster_issuer):
+    if e.mode not in ("ingress", "gateway") and (e.tls_secret or e.cluster_issuer):
         r.fail(
             "exposure.mode",
-            s.exposure.mode,
-            "TLS settings only apply to `ingress`; set mode to ingress or drop them",
+            e.mode,
+            "TLS settings only apply to `ingress` and `gateway`; set one of those or drop them",
         )
     if s.profile == "prod" and not (s.kube_context or s.kubeconfig):
         # Without either, `pulumi up` deploys to whatever context is current on the machine

@@ -6,6 +6,8 @@ on nothing. The `Exposure` component then creates what the mode needs:
 
 - `port-forward`: nothing; the outputs are the `kubectl port-forward` commands and local URLs;
 - `ingress`: one Ingress per target (TLS from a Secret or a cert-manager ClusterIssuer);
+- `gateway`: one Gateway (a listener per host, TLS as for ingress) of the configured
+  GatewayClass, and one HTTPRoute per target beside its Service;
 - `loadBalancer` / `nodePort`: one extra Service per target selecting the chart's pods, so the
   charts' own ClusterIP Services (which other components address) stay as they are.
 """
@@ -100,8 +102,11 @@ class Plan:
     domain: str = ""
     tls_secret: str = ""
     cluster_issuer: str = ""
-    ingress_class: str = "nginx"
+    ingress_class: str = ""
     ingress_namespace: str = ""
+    gateway_class: str = ""
+    gateway_namespace: str = ""
+    """Where the Gateway and its data plane run (gateway mode)."""
     enabled: frozenset[str] = field(default_factory=frozenset)
     cluster_domain: str = "cluster.local"
     """The cluster's DNS domain, for the in-cluster names of the targets' Services."""
@@ -111,8 +116,8 @@ class Plan:
         return "https" if self.tls_secret or self.cluster_issuer else "http"
 
     def host(self, key: str) -> str:
-        """The external host name of a target (ingress only; empty otherwise)."""
-        if self.mode != "ingress" or key not in self.enabled:
+        """The external host name of a target (ingress and gateway; empty otherwise)."""
+        if self.mode not in ("ingress", "gateway") or key not in self.enabled:
             return ""
         return f"{self.targets[key].host_prefix}.{self.domain}"
 
@@ -125,7 +130,7 @@ class Plan:
             return f"http://localhost:{t.local_port}"
         if self.mode == "nodePort":
             return f"http://localhost:{t.node_port}"
-        if self.mode == "ingress":
+        if self.mode in ("ingress", "gateway"):
             return f"{self.scheme}://{self.host(key)}"
         return ""
 
@@ -135,7 +140,13 @@ class Plan:
 
     @property
     def ingress_controller_namespace(self) -> str:
-        return self.ingress_namespace if self.mode == "ingress" else ""
+        """Where the meshed proxies that forward users' requests run, whose identities the UIs
+        admit: the ingress controller's namespace, or the Gateway's data plane's."""
+        if self.mode == "ingress":
+            return self.ingress_namespace
+        if self.mode == "gateway":
+            return self.gateway_namespace
+        return ""
 
 
 def plan(settings: Settings) -> Plan:
@@ -155,6 +166,8 @@ def plan(settings: Settings) -> Plan:
         cluster_issuer=e.cluster_issuer,
         ingress_class=e.ingress_class,
         ingress_namespace=e.ingress_namespace,
+        gateway_class=e.gateway_class,
+        gateway_namespace=e.gateway_namespace,
         enabled=frozenset(enabled),
         cluster_domain=settings.cluster_domain,
     )
@@ -167,15 +180,9 @@ def ingress_spec(p: Plan, key: str) -> dict[str, Any]:
     annotations: dict[str, str] = {}
     if p.cluster_issuer:
         annotations["cert-manager.io/cluster-issuer"] = p.cluster_issuer
-    if key == "dashboard":
-        # Belt and braces with viz's enforcedHostRegexp: nginx forwards the Service's own
-        # name as Host, which the dashboard always accepts.
-        annotations["nginx.ingress.kubernetes.io/upstream-vhost"] = (
-            f"{common.svc_host(t.service, t.namespace, p.cluster_domain)}:{t.port}"
-        )
-    # A meshed ingress controller must route to the Service, not pod IPs, for Linkerd to
-    # apply its policy and mTLS (Linkerd "Ingress" docs).
-    annotations["nginx.ingress.kubernetes.io/service-upstream"] = "true"
+    # No controller-specific annotations: the controller is the cluster's. It must route to the
+    # Service, not pod IPs, for Linkerd to apply its policy (README, "ingress"); the dashboard
+    # sees the public Host, which viz's enforcedHostRegexp admits.
     spec: dict[str, Any] = {
         "ingressClassName": p.ingress_class,
         "rules": [
@@ -205,6 +212,88 @@ def ingress_spec(p: Plan, key: str) -> dict[str, Any]:
             "annotations": annotations,
         },
         "spec": spec,
+    }
+
+
+# The one Gateway every HTTPRoute attaches to, in `Plan.gateway_namespace`.
+GATEWAY_NAME = "meshstack"
+
+
+def tls_secret_name(p: Plan, key: str) -> str:
+    """The Secret a host's certificate is in: the given one, or one cert-manager fills."""
+    return p.tls_secret or f"{p.targets[key].host_prefix}-tls"
+
+
+def gateway_spec(p: Plan) -> dict[str, Any]:
+    """The Gateway: one listener per enabled target's host, as a plain dict.
+
+    A listener per host (not one wildcard listener) because cert-manager's Gateway support
+    issues a certificate per listener hostname. Only the targets' namespaces may attach routes.
+    """
+    https = p.scheme == "https"
+    listeners = []
+    for key in sorted(p.enabled):
+        listener: dict[str, Any] = {
+            "name": key,
+            "hostname": p.host(key),
+            "port": 443 if https else 80,
+            "protocol": "HTTPS" if https else "HTTP",
+            "allowedRoutes": {
+                "namespaces": {
+                    "from": "Selector",
+                    "selector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": p.targets[key].namespace}
+                    },
+                }
+            },
+        }
+        if https:
+            listener["tls"] = {
+                "mode": "Terminate",
+                "certificateRefs": [{"kind": "Secret", "name": tls_secret_name(p, key)}],
+            }
+        listeners.append(listener)
+    annotations: dict[str, str] = {}
+    if p.cluster_issuer:
+        annotations["cert-manager.io/cluster-issuer"] = p.cluster_issuer
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {
+            "name": GATEWAY_NAME,
+            "namespace": p.gateway_namespace,
+            "labels": dict(common.MANAGED_BY),
+            "annotations": annotations,
+        },
+        "spec": {"gatewayClassName": p.gateway_class, "listeners": listeners},
+    }
+
+
+def http_route_spec(p: Plan, key: str) -> dict[str, Any]:
+    """The HTTPRoute for one target, beside its Service (no ReferenceGrant needed), bound to
+    that target's listener, as a plain dict."""
+    t = p.targets[key]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": f"meshstack-{key}",
+            "namespace": t.namespace,
+            "labels": dict(common.MANAGED_BY),
+        },
+        "spec": {
+            "parentRefs": [
+                {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": GATEWAY_NAME,
+                    "namespace": p.gateway_namespace,
+                    "sectionName": key,
+                }
+            ],
+            "hostnames": [p.host(key)],
+            "rules": [{"backendRefs": [{"name": t.service, "port": t.port}]}],
+        },
     }
 
 
@@ -238,10 +327,17 @@ class ExposureArgs:
     """Each enabled target's namespace, as an output of the resource that creates it: the
     Ingress or Service waits for the namespace only, not for the chart behind it (its own
     readiness check waits for the backend), so exposure adds no readiness stage."""
+    gateway_namespace: pulumi.Input[str] = ""
+    """Gateway mode: the Gateway's namespace, as an output of what creates it when the stack
+    does. Default: `plan.gateway_namespace` (a namespace the cluster already has)."""
+    gateway_after: list[pulumi.Resource] = field(default_factory=list)
+    """Gateway mode: what the Gateway waits for (the Gateway API CRDs; the GatewayClass the
+    stack installs). Default: nothing."""
 
 
 class Exposure(pulumi.ComponentResource):
-    """Ingresses or Services that expose the dashboards, and their URLs.
+    """Ingresses, a Gateway and HTTPRoutes, or Services that expose the dashboards, and their
+    URLs.
 
     Outputs: `urls` (target → URL), `port_forward_commands` (target → command; port-forward
     mode only, empty otherwise).
@@ -257,6 +353,20 @@ class Exposure(pulumi.ComponentResource):
         p = args.plan
         urls: dict[str, pulumi.Input[str]] = {}
         commands: dict[str, str] = {}
+        gateway = None
+        if p.mode == "gateway":
+            obj = gateway_spec(p)
+            gateway = k8s.apiextensions.CustomResource(
+                f"{name}-gateway",
+                api_version=obj["apiVersion"],
+                kind=obj["kind"],
+                metadata={
+                    **obj["metadata"],
+                    "namespace": args.gateway_namespace or p.gateway_namespace,
+                },
+                spec=obj["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=args.gateway_after),
+            )
         for key in sorted(p.enabled):
             child = pulumi.ResourceOptions(parent=self)
             if p.mode == "port-forward":
@@ -269,6 +379,21 @@ class Exposure(pulumi.ComponentResource):
                     metadata={**obj["metadata"], "namespace": args.namespaces[key]},
                     spec=obj["spec"],
                     opts=child,
+                )
+                urls[key] = p.url(key)
+            elif p.mode == "gateway":
+                obj = http_route_spec(p, key)
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{key}-route",
+                    api_version=obj["apiVersion"],
+                    kind=obj["kind"],
+                    metadata={**obj["metadata"], "namespace": args.namespaces[key]},
+                    spec=obj["spec"],
+                    # A route whose parent is missing is only reported in its status; created
+                    # after the Gateway, it is accepted on the first reconcile.
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=[gateway] if gateway else []
+                    ),
                 )
                 urls[key] = p.url(key)
             else:

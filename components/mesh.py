@@ -35,18 +35,20 @@ HEARTBEAT_SCHEDULE = "17 3 * * *"
 GATEWAY_API_RELEASE = "gateway-api-crds"
 
 
-def gateway_api_values() -> dict[str, Any]:
-    """Values for gateway-crds-helm: the Gateway API standard channel and nothing else.
+def gateway_api_values(envoy_gateway: bool = False) -> dict[str, Any]:
+    """Values for gateway-crds-helm: the Gateway API standard channel, and Envoy Gateway's own
+    CRDs when the stack installs Envoy Gateway.
 
     The chart's defaults install nothing (values.yaml: `crds.gatewayAPI.enabled: false`,
     channel `experimental`). Standard only: Linkerd reads the standard kinds, and upstream
     refuses mixed channels (the chart's own `safe-upgrades` admission policy). Envoy Gateway's
-    own CRDs stay off: this stack runs no Envoy Gateway.
+    CRDs come from here, not from its controller chart (`crds.enabled: false` there): one
+    owner for each CRD, kept when the controller goes (components/gateway.py).
     """
     return {
         "crds": {
             "gatewayAPI": {"enabled": True, "channel": "standard"},
-            "envoyGateway": {"enabled": False},
+            "envoyGateway": {"enabled": envoy_gateway},
         }
     }
 
@@ -279,6 +281,9 @@ class MeshArgs:
     """Default: true, Gateway API `versions.GATEWAY_API_VERSION` (standard channel) from the
     pinned gateway-crds-helm chart, kept on destroy. Set false when the cluster ships Gateway
     API CRDs (e.g. GKE), which would otherwise clash."""
+    install_envoy_gateway_crds: bool = False
+    """Default: false. True (the stack installs Envoy Gateway) adds Envoy Gateway's CRDs to the
+    same chart; needs `install_gateway_api_crds`."""
     tracing: TracingHookup | None = None
     """Default: none, proxies do not export spans."""
     cni: bool = False
@@ -322,7 +327,7 @@ class Mesh(pulumi.ComponentResource):
                 versions.GATEWAY_API_CRDS,
                 GATEWAY_API_RELEASE,
                 None,
-                gateway_api_values(),
+                gateway_api_values(args.install_envoy_gateway_crds),
                 self,
                 # Cluster-scoped objects other tenants' routes live in: `pulumi destroy` (or
                 # turning installGatewayApiCrds off) leaves them, since deleting a CRD deletes

@@ -70,6 +70,10 @@ SIZES: dict[str, dict[str, Resources]] = {
         "cert-manager-webhook": _r("10m", "24Mi", "100m", "128Mi"),
         "cert-manager-cainjector": _r("10m", "48Mi", "200m", "256Mi"),
         "trust-manager": _r("10m", "32Mi", "100m", "128Mi"),
+        # With exposure.installEnvoyGateway (components/gateway.py): the controller, and the
+        # one-shot Job that writes its certificates.
+        "envoy-gateway": _r("20m", "64Mi", "500m", "256Mi"),
+        "envoy-gateway-certgen": _r("10m", "16Mi", "100m", "64Mi"),
     },
     "prod": {
         "linkerd-proxy": _r("100m", "20Mi", "1", "250Mi"),
@@ -96,6 +100,9 @@ SIZES: dict[str, dict[str, Resources]] = {
         "cert-manager-webhook": _r("50m", "64Mi", "500m", "256Mi"),
         "cert-manager-cainjector": _r("50m", "128Mi", "1", "1Gi"),
         "trust-manager": _r("50m", "64Mi", "500m", "256Mi"),
+        # The chart's own requests and memory limit (values.yaml deployment.envoyGateway).
+        "envoy-gateway": _r("100m", "256Mi", "1", "1024Mi"),
+        "envoy-gateway-certgen": _r("10m", "32Mi", "200m", "128Mi"),
     },
 }
 

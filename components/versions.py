@@ -33,10 +33,22 @@ LINKERD2_CNI = ChartRef("linkerd2-cni", LINKERD_VERSION, LINKERD_REPO)
 # Gateway API CRDs (standard channel), which Linkerd requires since 2.19, from Envoy Gateway's
 # CRD-only chart: a pinned, packaged release instead of a manifest downloaded at every render.
 # https://github.com/envoyproxy/gateway/tree/main/charts/gateway-crds-helm (values: crds.*)
-GATEWAY_API_CRDS = ChartRef("gateway-crds-helm", "v1.8.3", "oci://docker.io/envoyproxy")
+# Envoy Gateway's two charts come from one release and share its version: the CRD chart must
+# never lag the controller that reads them.
+ENVOY_GATEWAY_VERSION = "v1.8.3"
+ENVOY_GATEWAY_REPO = "oci://docker.io/envoyproxy"
+GATEWAY_API_CRDS = ChartRef("gateway-crds-helm", ENVOY_GATEWAY_VERSION, ENVOY_GATEWAY_REPO)
 # The Gateway API release that chart carries (its `gateway.networking.k8s.io/bundle-version`),
 # the newest Linkerd's policy controller supports since edge-26.8.2 (linkerd2 #15567).
 GATEWAY_API_VERSION = "v1.5.1"
+
+# --- Envoy Gateway ---------------------------------------------------------------------------
+# Installed only with `exposure.mode: gateway` and `exposure.installEnvoyGateway`.
+# https://github.com/envoyproxy/gateway/tree/main/charts/gateway-helm (values: values.tmpl.yaml)
+ENVOY_GATEWAY = ChartRef("gateway-helm", ENVOY_GATEWAY_VERSION, ENVOY_GATEWAY_REPO)
+# The chart's own controller image (`global.images.envoyGateway.image`), which the stack also
+# runs as the certificate Job the chart ships as a hook (components/gateway.py).
+ENVOY_GATEWAY_IMAGE = "docker.io/envoyproxy/gateway:v1.8.3"
 
 # --- External identity issuer ------------------------------------------------------------------
 # Installed only with `linkerd.identity.issuer: external` and `installCertManager`.

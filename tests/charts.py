@@ -94,6 +94,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             },
         },
     ),
+    # Envoy Gateway installed by the stack (its chart with the stack's values, and Envoy
+    # Gateway's CRDs from gateway-crds-helm), plain HTTP listeners (prod has TLS).
+    "dev-gateway": (
+        "dev",
+        {
+            "exposure": {
+                "mode": "gateway",
+                "gatewayClass": "meshstack",
+                "installEnvoyGateway": True,
+                "domain": "dev.example.org",
+            },
+        },
+    ),
     # Metrics from a Prometheus the stack does not run.
     "dev-external-prometheus": (
         "dev",

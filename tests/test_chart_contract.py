@@ -240,10 +240,17 @@ def test_the_gateway_api_crds_have_one_owner_at_the_pinned_release_and_channel(
     ]
     names = [o["metadata"]["name"] for _, o in crds]
     assert len(names) == len(set(names)), f"a Gateway API CRD rendered twice: {sorted(names)}"
-    # Only the pinned CRD chart: not linkerd-crds' bundled copy, not Envoy Gateway's own kinds.
+    # Only the pinned CRD chart: not linkerd-crds' bundled copy, not Envoy Gateway's chart; and
+    # Envoy Gateway's own kinds only where the stack installs it.
     assert {release for release, _ in crds} == {mesh.GATEWAY_API_RELEASE}
-    assert all(o["spec"]["group"] == "gateway.networking.k8s.io" for _, o in crds), names
+    installs_envoy_gateway = rendered.graph.config["exposure"].get("installEnvoyGateway", False)
+    groups = {o["spec"]["group"] for _, o in crds}
+    assert groups == {"gateway.networking.k8s.io"} | (
+        {"gateway.envoyproxy.io"} if installs_envoy_gateway else set()
+    ), names
     for _, crd in crds:
+        if crd["spec"]["group"] != "gateway.networking.k8s.io":
+            continue
         annotations = crd["metadata"]["annotations"]
         assert annotations["gateway.networking.k8s.io/bundle-version"] == (
             versions.GATEWAY_API_VERSION

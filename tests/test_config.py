@@ -46,11 +46,11 @@ def test_every_stack_file_parses(stack: str) -> None:
     assert settings.profile in cfg.PROFILES
 
 
-def test_prod_stack_is_highly_available_persistent_and_ingress_exposed() -> None:
+def test_prod_stack_is_highly_available_persistent_and_gateway_exposed() -> None:
     s = parse(stack_config("prod"))
     assert s.high_availability
     assert s.tracing.storage == "badger" and s.logging.persistence and s.grafana.persistence
-    assert s.exposure.mode == "ingress"
+    assert s.exposure.mode == "gateway" and s.exposure.install_envoy_gateway
 
 
 def test_secret_values_are_hidden_from_repr() -> None:

@@ -9,10 +9,32 @@ import pytest
 from components import exposure
 from tests.graph import Graph, run_program
 
-INGRESS = {"mode": "ingress", "domain": "mesh.example.com", "clusterIssuer": "letsencrypt"}
+INGRESS = {
+    "mode": "ingress",
+    "ingressClass": "traefik",
+    "domain": "mesh.example.com",
+    "clusterIssuer": "letsencrypt",
+}
+# Envoy Gateway installed by the stack; and a GatewayClass the cluster already has.
+GATEWAY = {
+    "mode": "gateway",
+    "gatewayClass": "meshstack",
+    "installEnvoyGateway": True,
+    "domain": "mesh.example.com",
+    "clusterIssuer": "letsencrypt",
+}
+OWN_GATEWAY = {
+    "mode": "gateway",
+    "gatewayClass": "cilium",
+    "gatewayNamespace": "edge",
+    "domain": "mesh.example.com",
+    "tlsSecret": "mesh-wildcard",
+}
 MODES: dict[str, dict[str, Any]] = {
     "port-forward": {"exposure": {"mode": "port-forward"}},
     "ingress": {"exposure": INGRESS},
+    "gateway": {"exposure": GATEWAY},
+    "own-gateway": {"exposure": OWN_GATEWAY},
     "nodePort": {"exposure": {"mode": "nodePort"}},
     "loadBalancer": {"profile": "prod", "exposure": {"mode": "loadBalancer"}},
 }
@@ -143,3 +165,158 @@ def test_nodeports_match_the_kind_port_mappings() -> None:
     kind = yaml.safe_load((ROOT / "kind.yaml").read_text())
     mapped = {m["containerPort"] for m in kind["nodes"][0]["extraPortMappings"]}
     assert mapped == {t.node_port for t in exposure.TARGETS.values()}
+
+
+# --- Gateway mode ----------------------------------------------------------------------------
+
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+GATEWAY_TYPE = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+
+
+@pytest.mark.parametrize("mode", ["gateway", "own-gateway"])
+def test_gateway_mode_routes_each_host_through_its_own_listener_to_the_service_and_port(
+    modes: dict[str, Graph], mode: str
+) -> None:
+    g = modes[mode]
+    settings = MODES[mode]["exposure"]
+    (gateway,) = g.of_type(GATEWAY_TYPE)
+    gw_ns = settings.get("gatewayNamespace", "envoy-gateway-system")
+    assert gateway.inputs["metadata"]["namespace"] == gw_ns
+    assert gateway.inputs["spec"]["gatewayClassName"] == settings["gatewayClass"]
+    listeners = {li["name"]: li for li in gateway.inputs["spec"]["listeners"]}
+    routes = g.of_type(HTTP_ROUTE)
+    assert len(routes) == 4 and set(listeners) == FOUR
+    for route in routes:
+        key = route.inputs["metadata"]["name"].removeprefix("meshstack-")
+        t = exposure.TARGETS[key]
+        host = f"{t.host_prefix}.mesh.example.com"
+        spec = route.inputs["spec"]
+        assert route.inputs["metadata"]["namespace"] == t.namespace
+        assert spec["parentRefs"] == [
+            {
+                "group": "gateway.networking.k8s.io",
+                "kind": "Gateway",
+                "name": exposure.GATEWAY_NAME,
+                "namespace": gw_ns,
+                "sectionName": key,
+            }
+        ]
+        assert spec["hostnames"] == [host]
+        assert spec["rules"] == [{"backendRefs": [{"name": t.service, "port": t.port}]}]
+        listener = listeners[key]
+        assert (listener["hostname"], listener["port"], listener["protocol"]) == (
+            host,
+            443,
+            "HTTPS",
+        )
+        # Only the target's namespace may attach a route to its host.
+        assert listener["allowedRoutes"]["namespaces"]["selector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": t.namespace
+        }
+        secret = settings.get("tlsSecret") or f"{t.host_prefix}-tls"
+        assert listener["tls"]["certificateRefs"] == [{"kind": "Secret", "name": secret}]
+        assert g.outputs["urls"][key] == f"https://{host}"
+        assert g.waits_for(route, gateway), route.urn
+    annotations = gateway.inputs["metadata"].get("annotations") or {}
+    assert annotations.get("cert-manager.io/cluster-issuer") == settings.get("clusterIssuer")
+
+
+def test_the_stack_installs_envoy_gateway_with_one_owner_for_each_crd(
+    modes: dict[str, Graph],
+) -> None:
+    charts = modes["gateway"].charts()
+    eg = charts["eg"].inputs
+    assert eg["chart"] == "oci://docker.io/envoyproxy/gateway-helm"
+    assert eg["version"] == "v1.8.3"
+    assert eg["values"]["crds"] == {"enabled": False}
+    assert eg["namespace"] == "envoy-gateway-system"
+    crds = charts["gateway-api-crds"].inputs
+    assert crds["version"] == eg["version"]
+    assert crds["values"]["crds"]["envoyGateway"] == {"enabled": True}
+    assert crds["values"]["crds"]["gatewayAPI"] == {"enabled": True, "channel": "standard"}
+    # The cluster's own implementation: no Envoy Gateway, and none of its CRDs.
+    own = modes["own-gateway"].charts()
+    assert "eg" not in own
+    assert own["gateway-api-crds"].inputs["values"]["crds"]["envoyGateway"] == {"enabled": False}
+
+
+def test_envoy_pods_are_meshed_and_dial_service_cluster_ips(modes: dict[str, Graph]) -> None:
+    g = modes["gateway"]
+    (proxy,) = g.of_type("kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    spec = proxy.inputs["spec"]
+    pod = spec["provider"]["kubernetes"]["envoyDeployment"]["pod"]
+    assert pod["annotations"] == {"linkerd.io/inject": "enabled"}
+    assert spec["routingType"] == "Service"
+    (gateway_class,) = g.of_type("kubernetes:gateway.networking.k8s.io/v1:GatewayClass")
+    assert gateway_class.inputs["metadata"]["name"] == "meshstack"
+    assert gateway_class.inputs["spec"] == {
+        "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+        "parametersRef": {
+            "group": "gateway.envoyproxy.io",
+            "kind": "EnvoyProxy",
+            "name": proxy.inputs["metadata"]["name"],
+            "namespace": proxy.inputs["metadata"]["namespace"],
+        },
+    }
+    # Envoy pods are created by the controller: the injector must be running by then.
+    assert g.waits_for(proxy, g.charts()["linkerd-control-plane"])
+    (gateway,) = g.of_type(GATEWAY_TYPE)
+    assert g.waits_for(gateway, gateway_class)
+
+
+def test_envoy_gateways_certificate_job_runs_as_a_plain_resource_before_the_controller(
+    modes: dict[str, Graph],
+) -> None:
+    """The chart ships it as a Helm hook, which Pulumi's v4 Chart drops."""
+    g = modes["gateway"]
+    (job,) = [j for j in g.of_type("kubernetes:batch/v1:Job") if "certgen" in j.name]
+    container = job.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "docker.io/envoyproxy/gateway:v1.8.3"
+    assert container["command"] == ["envoy-gateway", "certgen"]
+    assert "ttlSecondsAfterFinished" not in job.inputs["spec"]
+    assert g.waits_for(g.charts()["eg"], job)
+    # Hooks off in the chart too, so nothing relies on the webhook a hook would patch.
+    assert g.charts()["eg"].inputs["values"]["topologyInjector"] == {"enabled": False}
+
+
+def test_the_uis_admit_the_envoy_proxies_identity(modes: dict[str, Graph]) -> None:
+    from tests.graph import strings
+
+    g = modes["gateway"]
+    identity = "*.envoy-gateway-system.serviceaccount.identity.linkerd.cluster.local"
+    authns = g.of_type("kubernetes:policy.linkerd.io/v1alpha1:MeshTLSAuthentication")
+    admitting = {a.inputs["metadata"]["namespace"] for a in authns if identity in strings(a.inputs)}
+    assert exposure.TARGETS["app"].namespace in admitting
+
+
+def test_the_dashboard_admits_the_gateway_host(modes: dict[str, Graph]) -> None:
+    import re
+
+    values = modes["gateway"].charts()["linkerd-viz"].inputs["values"]
+    assert re.match(values["dashboard"]["enforcedHostRegexp"], "linkerd.mesh.example.com:443")
+
+
+def test_prod_reaches_the_uis_through_the_envoy_gateway_it_installs() -> None:
+    g = run_program("prod")
+    assert g.error is None, g.error
+    assert "eg" in g.charts()
+    assert len(g.of_type(HTTP_ROUTE)) == len(g.outputs["urls"]) > 0
+    assert g.outputs["urls"]["dashboard"] == "https://linkerd.mesh.example.com"
+    (proxy,) = g.of_type("kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    assert proxy.inputs["spec"]["provider"]["kubernetes"]["envoyDeployment"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"mode": "ingress", "domain": "mesh.example.com"}, "exposure.ingressClass: missing"),
+        ({"mode": "gateway", "domain": "mesh.example.com"}, "exposure.gatewayClass: missing"),
+        ({"mode": "gateway", "gatewayClass": "eg"}, "exposure.domain: missing"),
+        ({"mode": "nodePort", "installEnvoyGateway": True}, "exposure.installEnvoyGateway"),
+    ],
+)
+def test_exposure_settings_a_mode_needs_are_required(
+    overrides: dict[str, Any], message: str
+) -> None:
+    g = run_program("dev", {"exposure": overrides})
+    assert message in str(g.error), g.error

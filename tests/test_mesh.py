@@ -259,10 +259,12 @@ def test_gateway_api_crds_come_from_the_pinned_chart_standard_channel_only(
     # An OCI chart is addressed by its reference; a repository would make Helm look for an
     # index.yaml the registry does not serve.
     assert "repositoryOpts" not in res.inputs
+    # Envoy Gateway's own CRDs too where the stack installs it (prod), and nowhere else.
+    installs_envoy_gateway = g.config["exposure"].get("installEnvoyGateway", False)
     assert res.inputs["values"] == {
         "crds": {
             "gatewayAPI": {"enabled": True, "channel": "standard"},
-            "envoyGateway": {"enabled": False},
+            "envoyGateway": {"enabled": installs_envoy_gateway},
         }
     }
     # One owner: linkerd-crds' bundled copy stays off, and nothing else installs the CRDs.

@@ -59,11 +59,15 @@ def _api(type_: str) -> tuple[str, str]:
     return (version if group == "core" else f"{group}/{version}"), kind
 
 
+CRD_K8S_IO_GROUPS = frozenset({"gateway.networking.k8s.io"})
+
+
 def is_custom(type_: str) -> bool:
     """Custom resources (e.g. `kubernetes:policy.linkerd.io/v1beta3:Server`) have a group
     outside Kubernetes' own; they are checked against their CRD schemas elsewhere."""
     group = type_.split(":")[1].rsplit("/", 1)[0]
-    return "." in group and not group.endswith(".k8s.io")
+    # The Gateway API is a `k8s.io` group served by CRDs (gateway-crds-helm), not the API server.
+    return "." in group and (not group.endswith(".k8s.io") or group in CRD_K8S_IO_GROUPS)
 
 
 def typed_objects(graph: Graph) -> list[Any]:

@@ -842,7 +842,8 @@ def _admitted(s: Stack, w: Workload, port: int) -> list[dict[str, Any]]:
 
 def _published(s: Stack) -> list[tuple[str, Arrival]]:
     """(how, arrival) for every path into the cluster the stack opens: each port of its
-    NodePort/LoadBalancer Services and each Ingress backend, followed to the pods."""
+    NodePort/LoadBalancer Services, each Ingress backend and each HTTPRoute backendRef,
+    followed to the pods."""
     mode = s.graph.config["exposure"]["mode"]
     services_out = [
         o for o in of_kind(s, "Service") if o["spec"].get("type") in ("NodePort", "LoadBalancer")
@@ -850,6 +851,8 @@ def _published(s: Stack) -> list[tuple[str, Arrival]]:
     ingresses = of_kind(s, "Ingress")
     assert bool(services_out) == (mode in ("nodePort", "loadBalancer")), mode
     assert bool(ingresses) == (mode == "ingress"), mode
+    routes = of_kind(s, "HTTPRoute")
+    assert bool(routes) == (mode == "gateway"), mode
     out = []
     for svc in services_out:
         for port in svc["spec"]["ports"]:
@@ -861,14 +864,27 @@ def _published(s: Stack) -> list[tuple[str, Arrival]]:
                 backend = path["backend"]["service"]
                 for a in resolve(s, backend["name"], ns_of(ing), backend["port"]["number"]):
                     out.append(("ingress", a))
+    for route in routes:
+        for rule in route["spec"]["rules"]:
+            for ref in rule["backendRefs"]:
+                # A backendRef is a Service in the route's namespace unless it says otherwise.
+                assert ref.get("kind", "Service") == "Service", ref
+                arrivals = resolve(s, ref["name"], ref.get("namespace", ns_of(route)), ref["port"])
+                assert arrivals, f"{ns_of(route)}/{route['metadata']['name']}: {ref} reaches no pod"
+                out.extend(("gateway", a) for a in arrivals)
     return out
 
 
 def test_what_the_stack_publishes_reaches_a_serving_port_and_is_authorized_to(s: Stack) -> None:
     """Behind Linkerd's default-deny, a published port needs a policy admitting its callers:
     anyone for a NodePort/LoadBalancer Service, the ingress controller's identities for an
-    Ingress."""
-    ingress_ns = s.graph.config["exposure"].get("ingressNamespace", "ingress-nginx")
+    Ingress, the Gateway's Envoy pods' for an HTTPRoute."""
+    exposure = s.graph.config["exposure"]
+    ingress_ns = (
+        exposure.get("gatewayNamespace", "envoy-gateway-system")
+        if exposure["mode"] == "gateway"
+        else exposure.get("ingressNamespace", "ingress-nginx")
+    )
     controller = (
         f"*.{ingress_ns}.serviceaccount.identity.linkerd.{linkerd_values(s)['identityTrustDomain']}"
     )
@@ -901,7 +917,7 @@ def test_the_dashboard_answers_the_host_users_reach_it_by(s: Stack) -> None:
         assert pattern.match(host), f"{pattern.pattern} refuses {host}"
     url = s.graph.outputs["urls"].get("dashboard", "")
     mode = s.graph.config["exposure"]["mode"]
-    if mode == "ingress":
+    if mode in ("ingress", "gateway"):
         assert pattern.match(urllib.parse.urlsplit(url).netloc), url
     if mode in ("nodePort", "loadBalancer"):
         # A kind node's address, as the browser sends it.

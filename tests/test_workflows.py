@@ -256,6 +256,7 @@ CHART_REFS = [
     versions.LINKERD_VIZ,
     versions.LINKERD2_CNI,
     versions.GATEWAY_API_CRDS,
+    versions.ENVOY_GATEWAY,
     versions.CERT_MANAGER,
     versions.TRUST_MANAGER,
     versions.JAEGER,
