@@ -165,6 +165,7 @@ viz = Viz(
         grafana_external_url=plan.url("grafana") if settings.grafana.enabled else "",
         jaeger_url=tracing_at.jaeger_query_host if tracing_at else "",
         proxy_config=mesh.proxy_config,
+        cni=settings.linkerd.cni,
     ),
     opts=on_cluster,
 )
@@ -183,6 +184,7 @@ tracing = (
         TracingArgs(
             profile=settings.profile,
             settings=settings.tracing,
+            cni=settings.linkerd.cni,
             cluster_domain=settings.cluster_domain,
             control_plane=mesh.control_plane,
             viz_chart=viz.chart,
@@ -227,6 +229,7 @@ grafana = (
         GrafanaArgs(
             profile=settings.profile,
             settings=settings.grafana,
+            cni=settings.linkerd.cni,
             cluster_domain=settings.cluster_domain,
             control_plane=mesh.control_plane,
             viz_chart=viz.chart,
@@ -261,6 +264,7 @@ app = (
         EmojivotoArgs(
             profile=settings.profile,
             settings=settings.emojivoto,
+            cni=settings.linkerd.cni,
             control_plane=mesh.control_plane,
             oc_agent_host=(
                 tracing_at.opencensus if tracing_at and settings.tracing.open_census else ""
@@ -282,6 +286,7 @@ onboarding = Onboarding(
     "onboarding",
     OnboardingArgs(
         teams=list(settings.teams),
+        cni=settings.linkerd.cni,
         control_plane=mesh.control_plane,
         tracing=tracing_at,
         open_census=settings.tracing.open_census,

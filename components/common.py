@@ -14,8 +14,22 @@ MANAGED_BY = {"app.kubernetes.io/part-of": "meshstack", "app.kubernetes.io/manag
 
 # Linkerd's proxy-init needs NET_ADMIN/NET_RAW without the CNI plugin, which only the
 # `privileged` Pod Security level allows; meshed namespaces carry it, others stay restricted.
-PSA_PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
-PSA_RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+PSA_PRIVILEGED = {PSA_ENFORCE: "privileged"}
+PSA_RESTRICTED = {PSA_ENFORCE: "restricted"}
+# Without the CNI plugin a meshed namespace must admit linkerd-init, but still reports (API
+# warnings, audit annotations) every pod that `restricted` would refuse once the plugin is on.
+PSA_MESHED_WITHOUT_CNI = {
+    **PSA_PRIVILEGED,
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
+
+
+def meshed_pod_security(cni: bool) -> dict[str, str]:
+    """The PSA labels of a meshed namespace whose pods need nothing from the host."""
+    return dict(PSA_RESTRICTED if cni else PSA_MESHED_WITHOUT_CNI)
+
 
 INJECT_ENABLED = {"linkerd.io/inject": "enabled"}
 # Linkerd's namespace-level default inbound policy: `deny` means a meshed pod accepts nothing
@@ -50,10 +64,12 @@ def namespace(
     )
 
 
-def meshed_namespace_metadata(default_deny: bool) -> tuple[dict[str, str], dict[str, str]]:
+def meshed_namespace_metadata(
+    default_deny: bool, cni: bool = False
+) -> tuple[dict[str, str], dict[str, str]]:
     """Labels and annotations of a namespace whose pods get a Linkerd proxy."""
     annotations = {**INJECT_ENABLED, **(DEFAULT_DENY if default_deny else {})}
-    return dict(PSA_PRIVILEGED), annotations
+    return meshed_pod_security(cni), annotations
 
 
 def meshed_namespace(
@@ -64,6 +80,7 @@ def meshed_namespace(
     default_deny: bool = False,
     retain_on_delete: bool = False,
     extensions: Sequence[pulumi.Resource] = (),
+    cni: bool = False,
 ) -> k8s.core.v1.Namespace:
     """A namespace whose pods are meshed, created only once the control plane is ready.
 
@@ -71,9 +88,10 @@ def meshed_namespace(
     answers starts without a proxy, silently. Everything that takes its namespace name from
     this resource waits for the control plane too, and for `extensions`: mesh extensions whose
     own injectors must see the pods too (viz's tap-injector enables tap only on pods created
-    after it answers; earlier ones stay untappable until restarted).
+    after it answers; earlier ones stay untappable until restarted). `cni`: PSA `restricted`
+    (`meshed_pod_security`).
     """
-    labels, annotations = meshed_namespace_metadata(default_deny)
+    labels, annotations = meshed_namespace_metadata(default_deny, cni)
     return namespace(
         name,
         resource_name,

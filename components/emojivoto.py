@@ -389,6 +389,10 @@ class EmojivotoArgs:
     proxy_config: pulumi.Input[str] | None = None
     """A digest of what proxies are injected with (`Mesh.proxy_config`): set on every pod
     template, so a change rolls the Deployments in the same `up`. Default: none."""
+    cni: bool = False
+    """The Linkerd CNI plugin is on (`MeshArgs.cni`): no pod here needs `linkerd-init`, so the
+    namespace enforces PSA `restricted`. Default: false, `privileged` enforced and `restricted`
+    warned and audited."""
 
 
 class Emojivoto(pulumi.ComponentResource):
@@ -418,6 +422,7 @@ class Emojivoto(pulumi.ComponentResource):
             args.control_plane,
             default_deny=True,
             extensions=[args.viz_chart] if args.viz_chart is not None else [],
+            cni=args.cni,
         )
         ns_name = ns.metadata.name
 

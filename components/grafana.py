@@ -408,6 +408,10 @@ class GrafanaArgs:
     proxy_config: pulumi.Input[str] | None = None
     """A digest of what proxies are injected with (`Mesh.proxy_config`): a pod annotation, so
     a change rolls Grafana in the same `up`. Default: none."""
+    cni: bool = False
+    """The Linkerd CNI plugin is on (`MeshArgs.cni`): no pod here needs `linkerd-init`, so the
+    namespace enforces PSA `restricted`. Default: false, `privileged` enforced and `restricted`
+    warned and audited."""
     bundled_prometheus: bool = True
     """Default: true, viz runs its own Prometheus, which only answers authorized clients, so an
     AuthorizationPolicy for Grafana is created. False for an external Prometheus."""
@@ -473,6 +477,7 @@ class Grafana(pulumi.ComponentResource):
             args.control_plane,
             default_deny=True,
             extensions=[args.viz_chart],
+            cni=args.cni,
         )
         # Before the chart: the pod comes up into a namespace whose rules already exist.
         policies = policy_resources(

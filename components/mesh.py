@@ -88,6 +88,16 @@ def cni_values(profile: str) -> dict[str, Any]:
     }
 
 
+def proxy_security_context() -> dict[str, Any]:
+    """The securityContext of every proxy, the injected ones included: the chart's own
+    (`_proxy.tpl`: non-root as `PROXY_UID`, read-only root, no privilege escalation, seccomp
+    RuntimeDefault) plus `drop: [ALL]`. Left to the chart, the injector copies the
+    capabilities of the pod's first container into the proxy (linkerd2 pkg/inject/inject.go),
+    so a proxy beside an app that drops nothing would keep the runtime's defaults and fail
+    PSA `restricted`; a set `proxy.securityContext` is used as it is."""
+    return {**common.restricted_container_security(), "runAsUser": PROXY_UID}
+
+
 def webhooks() -> list[Webhook]:
     return [Webhook(role, svc, NAMESPACE) for role, (_, svc) in CONTROL_PLANE_WEBHOOKS.items()]
 
@@ -154,7 +164,7 @@ def control_plane_values(
         "identity": {"externalCA": issuer_mode == "external", "issuer": issuer},
         **webhook_values(certs),
         "heartbeatSchedule": HEARTBEAT_SCHEDULE,
-        "proxy": {"resources": size("linkerd-proxy")},
+        "proxy": {"resources": size("linkerd-proxy"), "securityContext": proxy_security_context()},
         "destinationResources": size("linkerd-destination"),
         "spValidatorResources": size("linkerd-destination"),
         "policyController": {"resources": size("linkerd-destination")},

@@ -20,6 +20,11 @@ Operational notes:
   keys nobody else owns (pulumi-kubernetes `ssa.Relinquish`). A key the team set to another
   value stops the `up` at that patch with a field-manager conflict naming it, instead of being
   overwritten and then deleted on destroy.
+- Pod Security on an adopted namespace (`adopted_labels`) is never loosened: the patch sets
+  only `restricted`, the strictest level, so a team's own level either is it already or stops
+  the `up` with that conflict. Without the CNI plugin it leaves `enforce` to the team: meshed
+  pods then need `privileged` (linkerd-init), which the stack does not impose on a namespace
+  it does not own.
 """
 
 from __future__ import annotations
@@ -225,6 +230,16 @@ def policy_resources(
     return out
 
 
+def adopted_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels an adopted namespace is patched with: a meshed namespace's, less an
+    `enforce: privileged`, which would loosen whatever level the team enforces."""
+    return {
+        key: value
+        for key, value in labels.items()
+        if not (key == common.PSA_ENFORCE and value == "privileged")
+    }
+
+
 # --- Tracing endpoints -----------------------------------------------------------------------
 
 
@@ -281,6 +296,10 @@ class OnboardingArgs:
     viz_chart: pulumi.Resource | None = None
     """The linkerd-viz chart, whose `prometheus-admin` Server a team's `prometheus_readers` are
     authorized on: their policy waits for it. Default: none, no wait."""
+    cni: bool = False
+    """The Linkerd CNI plugin is on (`MeshArgs.cni`): no pod here needs `linkerd-init`, so created
+    namespaces enforce PSA `restricted`. Default: false, `privileged` enforced and `restricted`
+    warned and audited."""
 
 
 class Onboarding(pulumi.ComponentResource):
@@ -303,7 +322,7 @@ class Onboarding(pulumi.ComponentResource):
         super().__init__("meshstack:apps:Onboarding", name, None, opts)
         _validate(args)
 
-        labels, annotations = common.meshed_namespace_metadata(default_deny=True)
+        labels, annotations = common.meshed_namespace_metadata(default_deny=True, cni=args.cni)
         data = tracing_env(args.tracing, args.open_census)
         names: list[pulumi.Output[str]] = []
         for team in args.teams:
@@ -314,7 +333,7 @@ class Onboarding(pulumi.ComponentResource):
                     f"{prefix}-namespace",
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                         name=team.name,
-                        labels=labels,
+                        labels=adopted_labels(labels),
                         # No `pulumi.com/patchForce`: forcing would take a key over from the
                         # manager that set it (e.g. a PSA `baseline` label), and deleting the
                         # patch would then remove the key rather than give the old value back.
@@ -328,7 +347,12 @@ class Onboarding(pulumi.ComponentResource):
                 ns_name = patch.metadata.name
             else:
                 ns = common.meshed_namespace(
-                    team.name, f"{prefix}-namespace", self, args.control_plane, default_deny=True
+                    team.name,
+                    f"{prefix}-namespace",
+                    self,
+                    args.control_plane,
+                    default_deny=True,
+                    cni=args.cni,
                 )
                 ns_name = ns.metadata.name
             names.append(ns_name)

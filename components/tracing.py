@@ -600,6 +600,10 @@ class TracingArgs:
     proxy_config: pulumi.Input[str] | None = None
     """A digest of what proxies are injected with (`Mesh.proxy_config`): set on both pod
     templates, so a change rolls them in the same `up`. Default: none."""
+    cni: bool = False
+    """The Linkerd CNI plugin is on (`MeshArgs.cni`): no pod here needs `linkerd-init`, so the
+    namespace enforces PSA `restricted`. Default: false, `privileged` enforced and `restricted`
+    warned and audited."""
     query_clients: tuple[tuple[str, str], ...] = ()
     """(ServiceAccount, namespace) of meshed clients of Jaeger's query API besides viz's
     dashboard, e.g. Grafana. Default: none."""
@@ -651,6 +655,7 @@ class Tracing(pulumi.ComponentResource):
             # The Badger claim is kept on destroy, and it only survives if its namespace does.
             retain_on_delete=args.settings.storage == "badger",
             extensions=[args.viz_chart] if args.viz_chart is not None else [],
+            cni=args.cni,
         )
 
         # First: pods come up into a namespace whose rules already exist, so the first spans

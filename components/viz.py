@@ -56,9 +56,13 @@ def enforced_host_regexp(external_host: str, allow_ip: bool, cluster_domain: str
     return rf"^({'|'.join(hosts)})(:\d+)?$"
 
 
-def namespace_metadata(prometheus_url: str) -> tuple[dict[str, str], dict[str, str]]:
-    """What the viz chart's namespace template (CLI only) or its hook Job would set."""
-    labels = {"linkerd.io/extension": "viz", **common.PSA_PRIVILEGED}
+def namespace_metadata(
+    prometheus_url: str, cni: bool = False
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What the viz chart's namespace template (CLI only) or its hook Job would set, with the
+    stack's PSA labels: every viz pod drops all capabilities and runs as non-root with the
+    RuntimeDefault seccomp profile (the chart's templates), so only linkerd-init holds it back."""
+    labels = {"linkerd.io/extension": "viz", **common.meshed_pod_security(cni)}
     annotations = {"viz.linkerd.io/external-prometheus": prometheus_url} if prometheus_url else {}
     return labels, annotations
 
@@ -145,6 +149,10 @@ class VizArgs:
     proxy_config: pulumi.Input[str] | None = None
     """A digest of what proxies are injected with (`Mesh.proxy_config`), set on viz's pod
     templates so they roll when it changes. Default: none."""
+    cni: bool = False
+    """The Linkerd CNI plugin is on (`MeshArgs.cni`): no pod here needs `linkerd-init`, so the
+    namespace enforces PSA `restricted`. Default: false, `privileged` enforced and `restricted`
+    warned and audited."""
 
 
 class Viz(pulumi.ComponentResource):
@@ -162,7 +170,7 @@ class Viz(pulumi.ComponentResource):
         self, name: str, args: VizArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("meshstack:mesh:Viz", name, None, opts)
-        labels, annotations = namespace_metadata(args.prometheus_url)
+        labels, annotations = namespace_metadata(args.prometheus_url, args.cni)
         ns = common.namespace(
             NAMESPACE,
             f"{name}-namespace",

@@ -127,7 +127,8 @@ def test_adopting_patches_the_existing_namespace_instead_of_creating_it() -> Non
     assert meta["name"] == "legacy"
     assert meta["annotations"]["linkerd.io/inject"] == "enabled"
     assert meta["annotations"]["config.linkerd.io/default-inbound-policy"] == "deny"
-    assert meta["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    # Without the CNI plugin: `privileged` would loosen the team's own level, so none is set.
+    assert "pod-security.kubernetes.io/enforce" not in meta["labels"]
     # Only metadata: nothing else of the team's namespace is touched.
     assert set(patch.inputs) <= {"apiVersion", "kind", "metadata"}
     assert graph.outputs["namespaces"] == ["legacy"]
@@ -141,8 +142,11 @@ def test_adopting_never_forces_a_key_the_team_set_so_destroy_gives_it_back() -> 
     # (the `up` stops there), one set to the same value is shared, so the patch's manager owns
     # only keys the namespace did not have, the only ones deleting the patch removes.
     assert "pulumi.com/patchForce" not in meta.get("annotations", {})
-    # The keys it sets: injection, default deny and the Pod Security level proxy-init needs.
-    assert set(meta["labels"]) == {"pod-security.kubernetes.io/enforce"}
+    # The keys it sets: injection, default deny, and `restricted` warnings and audit.
+    assert meta["labels"] == {
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }
     assert set(meta["annotations"]) == {
         "linkerd.io/inject",
         "config.linkerd.io/default-inbound-policy",
