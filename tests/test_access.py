@@ -284,3 +284,111 @@ def test_a_teams_readers_get_an_authorization_in_viz_after_its_server_exists() -
     )
     assert graph.waits_for(res, graph.charts()["linkerd-viz"])
     assert graph.outputs["prometheusUrl"].startswith("http://prometheus.linkerd-viz.svc.")
+
+
+# --- README: Who can reach what --------------------------------------------------------------
+
+# The stacks the table covers: both stack files, and dev published through NodePort Services.
+TABLE_GRAPHS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("dev", {}),
+    ("prod", {}),
+    ("dev", {"exposure": {"mode": "nodePort"}}),
+)
+ANY_MESHED, ANY_NETWORK = "any meshed client", "any network"
+
+
+def _port(value: Any) -> str:
+    """A port as written: a name, or a number (the wire gives numbers as floats)."""
+    return str(int(value)) if isinstance(value, float) else str(value)
+
+
+def _clients_of(authn: dict[str, Any], kind: str, namespace: str) -> set[str]:
+    """What an authentication admits, as the table writes it: `namespace/serviceaccount`,
+    `namespace/*` for every identity of a namespace, or a phrase."""
+    if kind == "ServiceAccount":
+        return {f"{authn.get('namespace') or namespace}/{authn['name']}"}
+    if kind == "NetworkAuthentication":
+        return {ANY_NETWORK}
+    out = {
+        f"{r.get('namespace') or namespace}/{r['name']}" for r in authn.get("identityRefs") or []
+    }
+    for identity in authn.get("identities") or []:
+        out.add(ANY_MESHED if identity == "*" else f"{identity.split('.')[1]}/*")
+    return out
+
+
+def reach(graph: Graph) -> dict[tuple[str, str], tuple[str, set[str]]]:
+    """(namespace, server or NetworkPolicy) → (port, clients) of the policy the program writes."""
+    objs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    kinds = ("AuthorizationPolicy", "Server", "MeshTLSAuthentication", "NetworkAuthentication")
+    for r in graph.kubernetes_objects():
+        if not r.type.endswith((*kinds, "NetworkPolicy")):
+            continue
+        meta = r.inputs["metadata"]
+        objs.setdefault(r.type.rpartition(":")[2], {})[(meta.get("namespace"), meta["name"])] = (
+            r.inputs["spec"]
+        )
+    out: dict[tuple[str, str], tuple[str, set[str]]] = {}
+    for (namespace, _), spec in objs.get("AuthorizationPolicy", {}).items():
+        target = spec["targetRef"]["name"]
+        server = objs.get("Server", {}).get((namespace, target))
+        port = _port(server["port"]) if server else ""
+        clients = out.setdefault((namespace, target), (port, set()))[1]
+        for ref in spec["requiredAuthenticationRefs"]:
+            kind = ref["kind"]
+            authn = ref if kind == "ServiceAccount" else objs[kind][(namespace, ref["name"])]
+            clients |= _clients_of(authn, kind, namespace)
+    for (namespace, name), spec in objs.get("NetworkPolicy", {}).items():
+        for rule in spec["ingress"]:
+            port = "/".join(sorted({_port(p["port"]) for p in rule["ports"]}))
+            peers = set()
+            for peer in rule["from"]:
+                ns_labels = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
+                pods = peer["podSelector"]["matchLabels"]
+                peer_ns = ns_labels.get("kubernetes.io/metadata.name", namespace)
+                peers.add(f"{peer_ns}/{pods['app.kubernetes.io/name']}")
+            out[(namespace, f"{name}:{port}")] = (port, peers)
+    return out
+
+
+TEAM = "<team>"
+
+
+def derived_table() -> dict[tuple[str, str], tuple[str, set[str]]]:
+    """The union over `TABLE_GRAPHS`, every onboarded namespace written as `<team>`."""
+    table: dict[tuple[str, str], tuple[str, set[str]]] = {}
+    for stack, overrides in TABLE_GRAPHS:
+        graph = _graph(stack, overrides)
+        teams = {
+            t if isinstance(t, str) else t["name"] for t in graph.config["onboarding"]["namespaces"]
+        }
+        for (namespace, server), (port, clients) in reach(graph).items():
+            key = (TEAM if namespace in teams else namespace, server)
+            table.setdefault(key, (port, set()))[1].update(clients)
+    return table
+
+
+def test_the_readme_says_who_can_reach_what_as_the_stacks_policy_does() -> None:
+    from tests.graph import ROOT
+    from tests.markdown import table_in
+
+    table = table_in(ROOT / "README.md", "Who can reach what")
+    assert table.header == ("namespace", "server (port)", "allowed clients")
+    written: dict[tuple[str, str], tuple[str, set[str]]] = {}
+    for ns_cell, server_cell, clients_cell in table.rows:
+        (namespace,) = ns_cell.code
+        server, port = server_cell.code
+        key = (
+            namespace,
+            f"{server}:{port}" if server_cell.text.startswith("NetworkPolicy") else server,
+        )
+        clients = set(clients_cell.code)
+        clients |= {p for p in (ANY_MESHED, ANY_NETWORK) if p in clients_cell.text}
+        assert key not in written, f"README Who can reach what: {key} twice"
+        written[key] = (port, clients)
+    derived = derived_table()
+    assert set(written) == set(derived), set(written) ^ set(derived)
+    for key, (port, clients) in derived.items():
+        assert written[key][1] == clients, (key, written[key][1], clients)
+        if port:
+            assert written[key][0] == port, (key, written[key][0], port)
