@@ -309,7 +309,8 @@ class Mesh(pulumi.ComponentResource):
 
     Children: the Gateway API CRDs (optional; the `gateway-crds-helm` chart, every object it
     renders kept on destroy), the `linkerd` namespace, the external issuer (with issuer mode
-    `external`: components/external_issuer.py), the `linkerd-crds` and
+    `external`: components/external_issuer.py), with `cni` the `linkerd-cni` namespace and the
+    `linkerd2-cni` chart the control plane waits for, the `linkerd-crds` and
     `linkerd-control-plane` charts. Anything meshed must depend on `control_plane`: the proxy
     injector's failure policy is `Ignore` in dev, so pods created before it is ready would
     silently run without a proxy.
