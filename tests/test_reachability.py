@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from components import onboarding, viz
 from tests.charts import Stack
 from tests.test_wiring import (
     Arrival,
@@ -187,3 +188,26 @@ def test_lokis_network_policy_admits_alloy_and_grafana_on_http_and_only_loki_els
         assert {w.name for w in workloads(s) if _allowed(s, policy, w, port)} == {lokis[0].name}, (
             port
         )
+
+
+# --- Prometheus readers ----------------------------------------------------------------------
+
+
+def test_a_teams_prometheus_readers_are_authorized_on_the_server_guarding_vizs_prometheus(
+    s: Stack,
+) -> None:
+    """`prometheusReaders` writes a policy on a Server the viz chart renders: it must guard the
+    port the `prometheusUrl` output arrives at, or the readers' queries stay denied."""
+    if s.graph.config.get("linkerd", {}).get("prometheusUrl"):
+        return
+    policy = onboarding.prometheus_readers_policy("team-a", ("dashboards",))
+    (spec,) = policy["AuthorizationPolicy"].values()
+    (server,) = [
+        o
+        for o in of_kind(s, "Server", viz.NAMESPACE)
+        if o["metadata"]["name"] == spec["targetRef"]["name"]
+    ]
+    (a,) = arrive(s, s.graph.outputs["prometheusUrl"])
+    assert label_selector_matches(server["spec"]["podSelector"], a.workload.labels)
+    names = {p.get("name") for p in a.container.get("ports") or [] if p["containerPort"] == a.port}
+    assert server["spec"]["port"] in names | {a.port}, (server["spec"]["port"], a.port)
