@@ -365,6 +365,7 @@ class Exposure(pulumi.ComponentResource):
                     "namespace": args.gateway_namespace or p.gateway_namespace,
                 },
                 spec=obj["spec"],
+                # Its kind's CRD and its GatewayClass come first (ExposureArgs.gateway_after).
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.gateway_after),
             )
         for key in sorted(p.enabled):

@@ -50,8 +50,8 @@ def certgen_objects(profile: str, namespace: str, cluster_domain: str) -> list[d
 
     The chart ships them as `pre-install, pre-upgrade` hooks, which the v4 Chart never runs, so
     the controller would wait forever for its `envoy-gateway` Secret. The Job writes the
-    control plane's certificate Secrets (`envoy-gateway`, `envoy`, `envoy-rate-limit`, the OIDC
-    HMAC Secret) and leaves existing ones alone, so it is safe to run again. Not meshed: its
+    control plane's Secrets (`envoy-gateway`, `envoy`, `envoy-rate-limit`, `envoy-oidc-hmac`)
+    and leaves existing ones alone, so it is safe to run again. Not meshed: its
     namespace has no injection, and a meshed Job would never complete.
     """
     meta = {"name": f"{FULLNAME}-certgen", "namespace": namespace, "labels": {"app": "certgen"}}
@@ -205,6 +205,7 @@ class EnvoyGateway(pulumi.ComponentResource):
         account, role, binding, job = certgen_objects(
             args.profile, args.namespace, args.cluster_domain
         )
+        # These name the namespace as a plain string, not the output, so they wait for it here.
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         rbac = [
             k8s.core.v1.ServiceAccount(
@@ -245,6 +246,7 @@ class EnvoyGateway(pulumi.ComponentResource):
             kind="EnvoyProxy",
             metadata={"name": ENVOY_PROXY, "namespace": ns.metadata.name},
             spec=envoy_proxy_spec(args.profile),
+            # Its kind is one of the CRDs installed before the control plane.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
         )
         gateway_class = k8s.apiextensions.CustomResource(
