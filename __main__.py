@@ -23,6 +23,8 @@ from components import config as cfg
 from components import exposure as exp
 from components import grafana as grafana_module
 from components import lifecycle
+from components.auth import Auth, AuthArgs, ProtectedUi
+from components.auth import release as auth_release
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.external_issuer import ExternalIssuerArgs
 from components.gateway import EnvoyGateway, EnvoyGatewayArgs
@@ -194,9 +196,18 @@ tracing = (
                 ((grafana_module.SERVICE_ACCOUNT, grafana_module.NAMESPACE),)
                 if settings.grafana.enabled
                 else ()
+            )
+            # With sign-in, users reach Jaeger through its oauth2-proxy (components/auth.py),
+            # which is then the query port's only way in from outside.
+            + (
+                ((auth_release("jaeger"), exp.TARGETS["jaeger"].namespace),)
+                if settings.auth.enabled
+                else ()
             ),
-            ingress_controller_namespace=plan.ingress_controller_namespace,
-            public_query=_published_by_service,
+            ingress_controller_namespace=(
+                "" if settings.auth.enabled else plan.ingress_controller_namespace
+            ),
+            public_query=_published_by_service and not settings.auth.enabled,
             prometheus_namespace=settings.linkerd.prometheus_scraper[0],
             prometheus_service_account=settings.linkerd.prometheus_scraper[1],
         ),
@@ -297,6 +308,41 @@ onboarding = Onboarding(
     opts=on_cluster,
 )
 
+# --- Sign-in in front of the dashboard and Jaeger ------------------------------------------
+# Every exposure mode reaches them through oauth2-proxy (plan.targets), which proxies to the
+# UIs' own Services.
+auth = (
+    Auth(
+        "auth",
+        AuthArgs(
+            profile=settings.profile,
+            settings=settings.auth,
+            uis={
+                key: ProtectedUi(
+                    namespace=component.namespace,
+                    upstream=exp.upstream(exp.TARGETS[key], settings.cluster_domain),
+                    external_url=plan.url(key),
+                    default_deny=default_deny,
+                    ingress_controller_namespace=plan.ingress_controller_namespace,
+                    public=_published_by_service,
+                )
+                for key, (component, default_deny) in {
+                    "dashboard": (viz, False),
+                    # Tracing's namespace denies by default (components/tracing.py).
+                    "jaeger": (tracing, True),
+                }.items()
+                if component is not None
+            },
+            control_plane=mesh.control_plane,
+            proxy_config=mesh.proxy_config,
+            cluster_domain=settings.cluster_domain,
+        ),
+        opts=on_cluster,
+    )
+    if settings.auth.enabled
+    else None
+)
+
 # --- Exposure --------------------------------------------------------------------------------
 envoy_gateway = (
     EnvoyGateway(
@@ -353,6 +399,9 @@ pulumi.export("grafanaAdminUser", grafana.admin_user if grafana else "")
 pulumi.export(
     "grafanaAdminPassword", grafana.admin_password if grafana else pulumi.Output.secret("")
 )
+# The htpasswd user in front of the dashboard and Jaeger (exposure.auth basic; "" otherwise).
+pulumi.export("authUser", auth.basic_user if auth else "")
+pulumi.export("authPassword", auth.basic_password if auth else pulumi.Output.secret(""))
 pulumi.export(
     "namespaces",
     {

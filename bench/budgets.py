@@ -54,6 +54,13 @@ ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
         "Viz": "its pods start after viz's tap-injector, which enables tap at creation",
         "Identity": "the pods' proxy-config digest includes the trust anchors",
     },
+    # oauth2-proxy runs in the namespaces of the UIs it fronts.
+    "Auth": {
+        "Mesh": "oauth2-proxy is meshed (injected at creation)",
+        "Viz": "runs in the dashboard's namespace",
+        "Tracing": "runs in Jaeger's namespace",
+        "Identity": "the pods' proxy-config digest includes the trust anchors",
+    },
     "Onboarding": {"Mesh": "team namespaces are injected, and hold policy resources"},
     "EnvoyGateway": {
         "Mesh": "its CRDs come before the control plane, whose injector must mesh Envoy's pods",

@@ -402,6 +402,17 @@ CHARTS: dict[str, ChartSpec] = {
             ),
         )
     ),
+    # oauth2-proxy (components/auth.py): one Deployment; meshed by its pod annotation.
+    "oauth2-proxy": ChartSpec(
+        (
+            ChartWorkload(
+                "oauth2-proxy",
+                (_c("oauth2-proxy", "resources", "oauth2-proxy"),),
+                replicas="replicaCount",
+            ),
+        ),
+        proxy=CHART_INJECTS,
+    ),
     # grafana-community grafana: one Deployment; the k8s-sidecar containers only when their
     # `sidecar.*.enabled` switch is on (all off by default; they share `sidecar.resources`).
     "grafana": ChartSpec(

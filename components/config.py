@@ -37,6 +37,17 @@ ISSUER_MODES = ("pulumi", "external")
 ISSUER_REF_KINDS = ("ClusterIssuer", "Issuer")
 TRACE_STORAGES = ("memory", "badger")
 EXPOSURE_MODES = ("port-forward", "ingress", "gateway", "loadBalancer", "nodePort")
+# Who may open the dashboard and Jaeger: oauth2-proxy with an htpasswd user or an OIDC
+# provider, or nothing in front (port-forward, or an explicit allowUnauthenticated).
+AUTH_MODES = ("basic", "oidc", "none")
+# The keys under `exposure` that `_auth` reads (the rest are `_exposure`'s).
+AUTH_KEYS = ("auth", "allowUnauthenticated", "oidc")
+# An email address, or `@domain` for everyone at a domain (oauth2-proxy's email_domains).
+_EMAIL = re.compile(r"^([^@\s]+)?@[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# OIDC issuers are trusted for their TLS certificate: discovery and keys over https only.
+_HTTPS_URL = re.compile(r"^https://[^\s/?#]+(/[^\s?#]*)?$")
+_NO_SPACE = re.compile(r"^\S+$")
+
 
 # RFC 1123 label, the rule Kubernetes applies to namespace names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -222,6 +233,34 @@ class ExposureSettings:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """The OpenID Connect provider oauth2-proxy and Grafana sign users in with."""
+
+    issuer_url: str = ""
+    client_id: str = ""
+    client_secret: SecretValue = SecretValue("")
+    allowed_groups: tuple[str, ...] = ()
+    allowed_emails: tuple[str, ...] = ()
+    """Addresses, or `@domain` for everyone at a domain."""
+    groups_claim: str = "groups"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Sign-in in front of the dashboard and Jaeger (config `exposure.auth` and its keys)."""
+
+    mode: str = "none"
+    """One of AUTH_MODES, resolved: an unset `exposure.auth` is `none` with port-forward and
+    `basic` in every other mode (production-safe by default)."""
+    allow_unauthenticated: bool = False
+    oidc: OidcSettings = OidcSettings()
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+
+@dataclass(frozen=True)
 class TeamNamespace:
     name: str
     adopt: bool = False
@@ -243,6 +282,7 @@ class Settings:
     grafana: GrafanaSettings = GrafanaSettings()
     emojivoto: EmojivotoSettings = EmojivotoSettings()
     exposure: ExposureSettings = ExposureSettings()
+    auth: AuthSettings = AuthSettings()
     teams: tuple[TeamNamespace, ...] = field(default_factory=tuple)
 
     @property
@@ -411,6 +451,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "emojivoto": "object",
     "exposure": "object",
     "onboarding": "object",
+    "oidcClientSecret": "string",
 }
 
 # Keys whose default depends on the profile: key → profile → default. `Pulumi.yaml` leaves
@@ -423,7 +464,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # Keys whose values must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl")
+SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl", "oidcClientSecret")
 # Keys whose value no error shows, secret or not: `kubeconfig` may hold a whole kubeconfig, with
 # a client key or token, even where the CLI stores it in plain text.
 NEVER_SHOWN = frozenset({*SECRET_KEYS, "kubeconfig"})
@@ -527,7 +568,10 @@ def parse_settings(
             values["alertWebhookUrl"] or "",
         ),
         emojivoto=_emojivoto(r, values["emojivoto"] or {}, _flag(values, "enableEmojivoto")),
-        exposure=_exposure(r, values["exposure"] or {}),
+        exposure=_exposure(
+            r, {k: v for k, v in (values["exposure"] or {}).items() if k not in AUTH_KEYS}
+        ),
+        auth=_auth(r, values["exposure"] or {}, values["oidcClientSecret"] or ""),
         teams=_onboarding(r, values["onboarding"] or {}),
     )
     _cross_checks(r, settings)
@@ -960,6 +1004,112 @@ def _exposure(r: _Reader, obj: Mapping[str, Any]) -> ExposureSettings:
 TEAM_KEYS = ("name", "adopt", "prometheusReaders")
 
 
+def _strings(
+    r: _Reader, obj: Mapping[str, Any], key: str, check: re.Pattern[str]
+) -> tuple[str, ...]:
+    """The list of strings under `exposure.oidc.<key>`, each matching `check`."""
+    value = obj.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and check.match(v) for v in value):
+        r.fail(
+            f"exposure.oidc.{key}", value, f"expected a list of strings matching {check.pattern}"
+        )
+        return ()
+    return tuple(value)
+
+
+def _auth(r: _Reader, exposure: Mapping[str, Any], client_secret: str) -> AuthSettings:
+    p = "exposure"
+    mode = exposure.get("mode") or "port-forward"
+    chosen = r.pick(
+        exposure, p, "auth", "", _one_of(("", *AUTH_MODES)), f"expected one of {AUTH_MODES}"
+    )
+    obj = exposure.get("oidc") or {}
+    if not isinstance(obj, dict):
+        r.fail("exposure.oidc", obj, "expected a map with issuerUrl, clientId, allowedGroups")
+        obj = {}
+    q = "exposure.oidc"
+    r.unknown(obj, q, ("issuerUrl", "clientId", "allowedGroups", "allowedEmails", "groupsClaim"))
+    d = OidcSettings()
+    return AuthSettings(
+        mode=chosen or ("none" if mode == "port-forward" else "basic"),
+        allow_unauthenticated=r.pick(
+            exposure, p, "allowUnauthenticated", False, _is_bool, "expected true or false"
+        ),
+        oidc=OidcSettings(
+            issuer_url=r.pick(
+                obj,
+                q,
+                "issuerUrl",
+                "",
+                lambda v: v == "" or bool(_HTTPS_URL.match(v)),
+                "expected the provider's https:// issuer URL (its discovery document and keys "
+                "are trusted for their TLS certificate)",
+            ),
+            client_id=r.pick(
+                obj,
+                q,
+                "clientId",
+                "",
+                lambda v: v == "" or bool(_NO_SPACE.match(v)),
+                "expected a client id",
+            ),
+            client_secret=SecretValue(client_secret),
+            allowed_groups=_strings(r, obj, "allowedGroups", _NO_SPACE),
+            allowed_emails=_strings(r, obj, "allowedEmails", _EMAIL),
+            groups_claim=r.pick(
+                obj, q, "groupsClaim", d.groups_claim, _matches(_NO_SPACE), "expected a claim name"
+            ),
+        ),
+    )
+
+
+def _check_auth(r: _Reader, s: Settings) -> None:
+    """Each auth mode has the keys it needs; nothing is published without a sign-in by
+    accident, and never on prod."""
+    a, mode = s.auth, s.exposure.mode
+    if a.allow_unauthenticated and s.profile == "prod":
+        r.fail(
+            "exposure.allowUnauthenticated",
+            True,
+            "the prod profile never publishes the dashboard or Jaeger without a sign-in; "
+            "set exposure.auth to basic or oidc",
+        )
+    elif a.mode == "none" and mode != "port-forward" and not a.allow_unauthenticated:
+        r.fail(
+            "exposure.auth",
+            "none",
+            f"with exposure.mode {mode} anyone who reaches the address could use the dashboard "
+            "(tap shows live request data); use basic or oidc, or (not on prod) set "
+            "exposure.allowUnauthenticated true",
+        )
+    o = a.oidc
+    if a.mode == "oidc":
+        for key, value in (("issuerUrl", o.issuer_url), ("clientId", o.client_id)):
+            # A value already refused stands in as empty here; one line about it is enough.
+            reported = any(e.startswith(f"{PROJECT}:exposure.oidc.{key}:") for e in r.errors)
+            if not value and not reported:
+                r.errors.append(
+                    f"{PROJECT}:exposure.oidc.{key}: missing; exposure.auth oidc needs it: "
+                    f"`pulumi config set --path exposure.oidc.{key} <value>`"
+                )
+        if not o.client_secret:
+            r.errors.append(
+                f"{PROJECT}:oidcClientSecret: missing; exposure.auth oidc needs the client's "
+                "secret: `pulumi config set --secret oidcClientSecret <secret>`"
+            )
+        if not (o.allowed_groups or o.allowed_emails):
+            r.errors.append(
+                f"{PROJECT}:exposure.oidc.allowedGroups: missing; name who may sign in "
+                "(allowedGroups, or allowedEmails), or every account the issuer knows could"
+            )
+
+
+# The keys of an `onboarding.namespaces` entry (README Configure documents each).
+TEAM_KEYS = ("name", "adopt", "prometheusReaders")
+
+
 def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]:
     r.unknown(obj, "onboarding", ("namespaces",))
     entries = obj.get("namespaces") or []
@@ -1136,6 +1286,7 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
             "stack names: `pulumi config set kubeContext <context>` (one of `kubectl config "
             "get-contexts`), or set kubeconfig"
         )
+    _check_auth(r, s)
     if s.profile == "dev" and s.exposure.mode == "loadBalancer":
         r.fail(
             "exposure.mode",

@@ -14,13 +14,13 @@ on nothing. The `Exposure` component then creates what the mode needs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import common, emojivoto, grafana, tracing, viz
+from components import auth, common, emojivoto, grafana, tracing, viz
 from components.config import Settings
 
 
@@ -95,6 +95,28 @@ TARGETS: dict[str, Target] = {
 }
 
 
+# The targets oauth2-proxy signs users in to when `exposure.auth` is not `none` (Grafana has
+# its own sign-in; the demo app is public).
+PROTECTED = ("dashboard", "jaeger")
+
+
+def behind_proxy(key: str, t: Target) -> Target:
+    """The target as users reach it with sign-in on: the oauth2-proxy release in the UI's
+    namespace (components/auth.py), which proxies to the UI's own Service `t`."""
+    return replace(
+        t,
+        service=auth.release(key),
+        port=auth.SERVICE_PORT,
+        selector=auth.selector(key),
+        target_port=auth.TARGET_PORT,
+    )
+
+
+def upstream(t: Target, cluster_domain: str) -> str:
+    """The UI's in-cluster URL, which its oauth2-proxy proxies to."""
+    return f"http://{common.svc_host(t.service, t.namespace, cluster_domain)}:{t.port}"
+
+
 @dataclass(frozen=True)
 class Plan:
     mode: str
@@ -158,9 +180,13 @@ def plan(settings: Settings) -> Plan:
     if settings.emojivoto.enabled:
         enabled.add("app")
     e = settings.exposure
+    targets = {
+        key: behind_proxy(key, t) if settings.auth.enabled and key in PROTECTED else t
+        for key, t in TARGETS.items()
+    }
     return Plan(
         mode=e.mode,
-        targets=TARGETS,
+        targets=targets,
         domain=e.domain,
         tls_secret=e.tls_secret,
         cluster_issuer=e.cluster_issuer,

@@ -65,6 +65,7 @@ SIZES: dict[str, dict[str, Resources]] = {
         "grafana-init": _r("10m", "16Mi", "100m", "64Mi"),
         "emojivoto": _r("10m", "16Mi", "100m", "64Mi"),
         "vote-bot": _r("5m", "8Mi", "50m", "32Mi"),
+        "oauth2-proxy": _r("5m", "16Mi", "100m", "64Mi"),
         # With an external identity issuer only (components/external_issuer.py).
         "cert-manager": _r("10m", "48Mi", "200m", "256Mi"),
         "cert-manager-webhook": _r("10m", "24Mi", "100m", "128Mi"),
@@ -95,6 +96,7 @@ SIZES: dict[str, dict[str, Resources]] = {
         "grafana-init": _r("10m", "32Mi", "100m", "64Mi"),
         "emojivoto": _r("100m", "64Mi", "500m", "128Mi"),
         "vote-bot": _r("10m", "16Mi", "100m", "64Mi"),
+        "oauth2-proxy": _r("20m", "32Mi", "200m", "128Mi"),
         # cainjector watches every Secret and webhook configuration in the cluster.
         "cert-manager": _r("50m", "128Mi", "1", "512Mi"),
         "cert-manager-webhook": _r("50m", "64Mi", "500m", "256Mi"),

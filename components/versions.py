@@ -91,6 +91,10 @@ ALLOY = ChartRef("alloy", "1.11.1", "https://grafana.github.io/helm-charts")
 # https://github.com/grafana-community/helm-charts/tree/main/charts/grafana
 GRAFANA = ChartRef("grafana", "12.11.1", "https://grafana-community.github.io/helm-charts")
 
+# --- Sign-in in front of the dashboard and Jaeger ---------------------------------------------
+# https://github.com/oauth2-proxy/manifests/tree/main/helm/oauth2-proxy (app 7.15.3)
+OAUTH2_PROXY = ChartRef("oauth2-proxy", "10.7.0", "https://oauth2-proxy.github.io/manifests")
+
 # --- Demo application ------------------------------------------------------------------------
 # https://github.com/BuoyantIO/emojivoto — the images moved to ghcr.io in 2025; tag v11.
 EMOJIVOTO_REGISTRY = "ghcr.io/buoyantio"

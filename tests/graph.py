@@ -36,7 +36,12 @@ PROJECT = "meshstack"
 SECRET_SIG = rpc._special_secret_sig
 SIG_KEY = rpc._special_sig_key
 # The stable "now" of the mock certificate authority, so two runs sign identical certificates.
-SECRET_CONFIG_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl")
+SECRET_CONFIG_KEYS = (
+    "trustAnchorKeyPem",
+    "nextTrustAnchorKeyPem",
+    "alertWebhookUrl",
+    "oidcClientSecret",
+)
 MOCK_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -361,7 +366,11 @@ class StatefulMocks(mocks.Mocks):
             return {"certPem": pem, "validityEndTime": end}
         if typ == "random:index/randomPassword:RandomPassword":
             digest = hashlib.sha256(name.encode()).hexdigest()
-            return {"result": digest[: int(inputs.get("length", 16))]}
+            # A bcrypt-shaped hash (cost 10, 53 characters of salt and hash) of the result.
+            return {
+                "result": digest[: int(inputs.get("length", 16))],
+                "bcryptHash": "$2a$10$" + (digest * 2)[:53],
+            }
         if typ == "kubernetes:core/v1:Service":
             spec = inputs.get("spec") or {}
             if spec.get("type") == "LoadBalancer":

@@ -39,6 +39,12 @@ MODES: dict[str, dict[str, Any]] = {
     "loadBalancer": {"profile": "prod", "exposure": {"mode": "loadBalancer"}},
 }
 FOUR = {"dashboard", "grafana", "jaeger", "app"}
+# What each target is reached at with sign-in on (every mode here but port-forward): the
+# dashboard and Jaeger through their oauth2-proxy.
+SIGNED_IN = {
+    key: exposure.behind_proxy(key, t) if key in exposure.PROTECTED else t
+    for key, t in exposure.TARGETS.items()
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +89,7 @@ def test_ingress_routes_each_host_to_the_service_and_port(modes: dict[str, Graph
         )
         assert ing.inputs["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
         assert ing.inputs["spec"]["tls"][0]["hosts"] == [rule["host"]]
-    for key, t in exposure.TARGETS.items():
+    for key, t in SIGNED_IN.items():
         assert by_host[f"{t.host_prefix}.mesh.example.com"] == (t.namespace, t.service, t.port)
         assert modes["ingress"].outputs["urls"][key] == f"https://{t.host_prefix}.mesh.example.com"
 
@@ -114,7 +120,7 @@ def test_service_modes_select_the_chart_pods_on_the_target_port(
     assert len(services) == 4
     for svc in services:
         key = svc.inputs["metadata"]["name"].removeprefix("meshstack-")
-        t = exposure.TARGETS[key]
+        t = SIGNED_IN[key]
         spec = svc.inputs["spec"]
         assert spec["selector"] == t.selector
         assert spec["ports"][0]["targetPort"] == t.target_port
@@ -126,7 +132,7 @@ def test_service_modes_select_the_chart_pods_on_the_target_port(
 
 def test_load_balancer_urls_come_from_the_service_status(modes: dict[str, Graph]) -> None:
     urls = modes["loadBalancer"].outputs["urls"]
-    for key, t in exposure.TARGETS.items():
+    for key, t in SIGNED_IN.items():
         assert urls[key] == f"http://203.0.113.10:{t.port}"
 
 
@@ -188,7 +194,7 @@ def test_gateway_mode_routes_each_host_through_its_own_listener_to_the_service_a
     assert len(routes) == 4 and set(listeners) == FOUR
     for route in routes:
         key = route.inputs["metadata"]["name"].removeprefix("meshstack-")
-        t = exposure.TARGETS[key]
+        t = SIGNED_IN[key]
         host = f"{t.host_prefix}.mesh.example.com"
         spec = route.inputs["spec"]
         assert route.inputs["metadata"]["namespace"] == t.namespace

@@ -30,6 +30,8 @@ CONTRACT: dict[str, bool] = {  # name → secret
     "lokiPushUrl": False,
     "grafanaAdminUser": False,
     "grafanaAdminPassword": True,
+    "authUser": False,
+    "authPassword": True,
     "namespaces": False,
     "teamNamespaces": False,
     "lokiStorageSize": False,

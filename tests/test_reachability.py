@@ -125,6 +125,9 @@ def test_nobody_else_in_the_stack_may_query_jaeger(s: Stack) -> None:
         # Published by a Service, Jaeger's UI admits any network, a mesh identity included.
         return
     allowed = {("linkerd-viz", "web"), ("grafana", "grafana")}
+    if exposure["mode"] != "port-forward":
+        # Sign-in is on by default when published: the UI's oauth2-proxy (components/auth.py).
+        allowed.add(("tracing", "oauth2-proxy-jaeger"))
     # Whatever publishes the UI in front of it (an ingress controller, a gateway) may call it.
     publishers = {
         exposure.get("ingressNamespace", "ingress-nginx"),

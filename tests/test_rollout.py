@@ -145,7 +145,10 @@ def carriers(g: Graph) -> dict[str, Any]:
             mesh.PROXY_CONFIG_ANNOTATION
         )
     charts = g.charts()
-    for release, key in (("linkerd-viz", None), ("otel-collector", None), ("grafana", None)):
+    releases: tuple[str, ...] = ("linkerd-viz", "otel-collector", "grafana")
+    # oauth2-proxy in front of the dashboard and Jaeger (components/auth.py).
+    releases += ("oauth2-proxy-dashboard", "oauth2-proxy-jaeger")
+    for release, key in ((r, None) for r in releases):
         if release in charts:
             values = charts[release].inputs["values"]
             out[f"chart {release}"] = (values.get("podAnnotations") or {}).get(

@@ -262,6 +262,9 @@ def listeners(s: Stack, a: Arrival) -> dict[int, str]:
     elif c.get("name") == "prometheus" and "--config.file=/etc/prometheus/prometheus.yml" in args:
         listen = re.search(r"--web\.listen-address=\S*:(\d+)", args)
         out[int(listen[1]) if listen else 9090] = "prometheus/http"
+    elif "--htpasswd-file" in args or "--provider=oidc" in args:  # oauth2-proxy
+        listen = re.search(r"--http-address=\S*:(\d+)", args)
+        out[int(listen[1]) if listen else 4180] = "oauth2-proxy/http"
     elif c.get("name") == "grafana":
         ini = mounted_config(s, w, c, "grafana.ini") or ""
         port = re.search(r"^http_port\s*=\s*(\d+)", ini, re.MULTILINE)
@@ -907,6 +910,66 @@ def test_what_the_stack_publishes_reaches_a_serving_port_and_is_authorized_to(s:
             if controller not in identities:
                 problems.append(f"{where}: the ingress controller may not call it ({identities})")
     assert not problems, "\n".join(problems)
+
+
+def _published_targets(s: Stack) -> list[tuple[str, str, Arrival]]:
+    """(target key, how, arrival) for each NodePort/LoadBalancer Service, Ingress and HTTPRoute
+    the stack makes for a target (named `meshstack-<key>`)."""
+    out = []
+    for svc in of_kind(s, "Service"):
+        if svc["spec"].get("type") in ("NodePort", "LoadBalancer"):
+            key = svc["metadata"]["name"].removeprefix("meshstack-")
+            for port in svc["spec"]["ports"]:
+                for a in resolve(s, svc["metadata"]["name"], ns_of(svc), port["port"]):
+                    out.append((key, "service", a))
+    for ing in of_kind(s, "Ingress"):
+        key = ing["metadata"]["name"].removeprefix("meshstack-")
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                for a in resolve(s, backend["name"], ns_of(ing), backend["port"]["number"]):
+                    out.append((key, "ingress", a))
+    for route in of_kind(s, "HTTPRoute"):
+        key = route["metadata"]["name"].removeprefix("meshstack-")
+        for rule in route["spec"]["rules"]:
+            for ref in rule["backendRefs"]:
+                namespace = ref.get("namespace", ns_of(route))
+                for a in resolve(s, ref["name"], namespace, ref["port"]):
+                    out.append((key, "gateway", a))
+    return out
+
+
+def test_every_published_path_to_the_dashboard_or_jaeger_arrives_at_oauth2_proxy(
+    s: Stack,
+) -> None:
+    """Sign-in is on by default in every mode that publishes (exposure.auth), so whatever
+    reaches the dashboard or Jaeger from outside reaches oauth2-proxy, which proxies to the UI
+    Service's HTTP listener."""
+    domain = s.graph.config.get("clusterDomain", "cluster.local")
+    ui = {
+        "dashboard": (f"web.linkerd-viz.svc.{domain}:8084", "web"),
+        "jaeger": (f"jaeger.tracing.svc.{domain}:16686", "jaeger_query/http"),
+    }
+    seen = set()
+    for key, how, a in _published_targets(s):
+        if key not in ui:
+            continue
+        seen.add(key)
+        where = f"{key} ({how}) → {a.workload.name}:{a.port}"
+        assert listeners(s, a).get(a.port) == "oauth2-proxy/http", where
+        upstream = rendered_arg(
+            s, a.workload.namespace, a.workload.obj["metadata"]["name"], "--upstream"
+        )
+        assert upstream == f"http://{ui[key][0]}", where
+        arrivals = arrive(s, upstream)
+        if key == "jaeger":
+            assert served(s, upstream) == {ui[key][1]}, where
+        else:
+            assert {(x.workload.obj["metadata"]["name"], x.port) for x in arrivals} == {
+                ("web", 8084)
+            }, where
+    if s.graph.config["exposure"]["mode"] != "port-forward":
+        assert seen == {"dashboard", "jaeger"} & set(s.graph.outputs["urls"]), seen
 
 
 def test_the_dashboard_answers_the_host_users_reach_it_by(s: Stack) -> None:

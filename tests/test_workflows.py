@@ -264,6 +264,7 @@ CHART_REFS = [
     versions.LOKI,
     versions.ALLOY,
     versions.GRAFANA,
+    versions.OAUTH2_PROXY,
 ]
 
 
