@@ -1551,8 +1551,8 @@ def _anchor_key(
     if not any("PRIVATE KEY" in label for label in labels):
         what = "a certificate" if "CERTIFICATE" in labels else "no PEM private key"
         bad(
-            f"holds {what}; expected the anchor's private key (-----BEGIN PRIVATE KEY----- or "
-            f"-----BEGIN EC PRIVATE KEY-----): `pulumi config set --secret {keys.key} "
+            f"holds {what}; expected the anchor's private key (a PEM `PRIVATE KEY` or "
+            f"`EC PRIVATE KEY` block): `pulumi config set --secret {keys.key} "
             "< ca.key`"
         )
         return
