@@ -11,7 +11,6 @@ asks the cluster.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import importlib
 import os
@@ -24,14 +23,10 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from components.versions import ChartRef
 from policy import rules
-from tests.graph import Graph, Resource, plain, run_program, strings
+from tests.graph import Graph, Resource, plain, run_program, self_signed_anchor, strings
 from tests.pull_charts import pull_command
 
 
@@ -51,24 +46,7 @@ CHARTS_ENV = "MESHSTACK_CHARTS_DIR"
 def shared_anchor() -> tuple[str, str]:
     """A trust anchor certificate and its key (PEM), as Linkerd's docs make one with `step
     certificate create root.linkerd.cluster.local --profile root-ca`: ECDSA P-256, a CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "root.linkerd.cluster.local")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+    return self_signed_anchor("root.linkerd.cluster.local", path_length=1)
 
 
 _ANCHOR_PEM, _ANCHOR_KEY_PEM = shared_anchor()

@@ -232,6 +232,28 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
     ).decode()
 
 
+def self_signed_anchor(
+    cn: str, days: int = 3650, path_length: int | None = None
+) -> tuple[str, str]:
+    """A trust anchor as an operator would bring one: an ECDSA P-256 self-signed CA valid from
+    yesterday for `days`. Returns (certificate PEM, PKCS#8 key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key)
+
+
 def _name(subject: Mapping[str, Any] | None) -> x509.Name:
     cn = (subject or {}).get("commonName") or "unnamed"
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])

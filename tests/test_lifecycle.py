@@ -6,32 +6,16 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from components import lifecycle as lc
 from components.lifecycle import AnchorRef, Deployed, DeployedAnchor, Plan, Requested
+from tests.graph import self_signed_anchor
 
 NOW = datetime.datetime.now(datetime.UTC)
 
 
 def pem(cn: str = "root.linkerd.cluster.local") -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW)
-        .not_valid_after(NOW + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_anchor(cn)[0]
 
 
 A, B = pem("root-a"), pem("root-b")

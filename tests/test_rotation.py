@@ -14,12 +14,19 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from components import dashboards, identity, lifecycle
-from tests.graph import ROOT, Graph, Resource, StatefulMocks, is_secret, record, stack_config
+from tests.graph import (
+    ROOT,
+    Graph,
+    Resource,
+    StatefulMocks,
+    is_secret,
+    record,
+    self_signed_anchor,
+    stack_config,
+)
 
 ANCHOR = "tls:index/selfSignedCert:SelfSignedCert"
 KEY = "tls:index/privateKey:PrivateKey"
@@ -197,25 +204,7 @@ def test_a_phase_runs_again_after_itself() -> None:
 
 
 def make_anchor(cn: str, days: int = 3650) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    return self_signed_anchor(cn, days)
 
 
 OLD, OLD_KEY = make_anchor("root.shared-a")
