@@ -42,6 +42,7 @@ from components.onboarding import (
     merge_policies,
     policy_resources,
     proxy_admin_policy,
+    published_policy,
     server,
     service_account_refs,
 )
@@ -281,11 +282,6 @@ def deployment_spec(
 # --- Policy ----------------------------------------------------------------------------------
 
 
-def ingress_identity(namespace: str, cluster_domain: str) -> str:
-    """Every ServiceAccount identity of a namespace (Linkerd's trust domain = cluster domain)."""
-    return f"*.{namespace}.serviceaccount.identity.linkerd.{cluster_domain}"
-
-
 def policy(
     ingress_controller_namespace: str = "",
     allow_unauthenticated_web: bool = False,
@@ -332,24 +328,13 @@ def policy(
         # The scraper's MeshTLSAuthentication comes with `proxy_admin_policy` below.
         "prom-metrics-scraper": authorization("prom", "MeshTLSAuthentication", "metrics-scraper"),
     }
-    if ingress_controller_namespace:
-        p["MeshTLSAuthentication"]["ingress-controller"] = {
-            "identities": [ingress_identity(ingress_controller_namespace, cluster_domain)]
-        }
-        p["AuthorizationPolicy"]["web-http-ingress-controller"] = authorization(
-            "web-http", "MeshTLSAuthentication", "ingress-controller"
-        )
-    if allow_unauthenticated_web:
-        p["NetworkAuthentication"]["all-networks"] = {
-            "networks": [{"cidr": "0.0.0.0/0"}, {"cidr": "::/0"}]
-        }
-        p["AuthorizationPolicy"]["web-http-public"] = authorization(
-            "web-http", "NetworkAuthentication", "all-networks"
-        )
     admin = proxy_admin_policy(
         {"matchLabels": dict(PART_OF)}, prometheus_service_account, prometheus_namespace
     )
-    return merge_policies(p, admin)
+    published = published_policy(
+        "web-http", ingress_controller_namespace, allow_unauthenticated_web, cluster_domain
+    )
+    return merge_policies(p, published, admin)
 
 
 # --- Component -------------------------------------------------------------------------------
