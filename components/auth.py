@@ -63,6 +63,38 @@ COOKIE_SECRET_LENGTH = 32
 # htpasswd alone still needs a provider's client id and secret to pass validation (the default
 # provider's); these are never used, since no one is sent to that provider.
 UNUSED_CLIENT = "htpasswd-only"
+# oauth2-proxy's own sign-in page always shows "Sign in with <provider>" above the password form
+# (pkg/app/pagewriter/sign_in.html); with htpasswd alone that button leads to a provider no one
+# configured. `--custom-templates-dir` replaces the page with a file of the same name
+# (pagewriter/templates.go), so `basic` mounts this page, which has only the password form.
+TEMPLATES_CONFIGMAP = "oauth2-proxy-templates"
+TEMPLATES_DIR = "/etc/oauth2-proxy/templates"
+SIGN_IN_PAGE = """{{define "sign_in.html"}}<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in</title>
+<style>
+body { font-family: sans-serif; max-width: 22rem; margin: 4rem auto; padding: 0 1rem; }
+label, input, button { display: block; width: 100%; margin: 0.4rem 0; box-sizing: border-box; }
+</style>
+</head>
+<body>
+<h1>Sign in</h1>
+{{ if .SignInMessage }}<p>{{ .SignInMessage }}</p>{{ end }}
+<form method="POST" action="{{ .ProxyPrefix }}/sign_in">
+<input type="hidden" name="rd" value="{{ .Redirect }}">
+<label for="username">User</label>
+<input id="username" name="username" autocomplete="username" required>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+</body>
+</html>
+{{end}}
+"""
 
 
 def policy(key: str, ingress_controller_namespace: str, public: bool, cluster_domain: str) -> Any:
@@ -155,6 +187,13 @@ def proxy_values(
     }
     if auth.mode == "basic":
         values["htpasswdFile"] = {"enabled": True, "existingSecret": CREDENTIALS_SECRET}
+        args["custom-templates-dir"] = TEMPLATES_DIR
+        values["extraVolumes"] = [
+            {"name": "templates", "configMap": {"name": TEMPLATES_CONFIGMAP}},
+        ]
+        values["extraVolumeMounts"] = [
+            {"name": "templates", "mountPath": TEMPLATES_DIR, "readOnly": True},
+        ]
     emails = emails_file(auth)
     if auth.mode == "oidc" and emails:
         values["authenticatedEmailsFile"] = {"enabled": True, "restricted_access": emails}
@@ -266,6 +305,20 @@ class Auth(pulumi.ComponentResource):
                 if ui.default_deny
                 else []
             )
+            pages: list[pulumi.Resource] = []
+            if s.mode == "basic":
+                pages.append(
+                    k8s.core.v1.ConfigMap(
+                        f"{name}-{key}-templates",
+                        metadata={
+                            "name": TEMPLATES_CONFIGMAP,
+                            "namespace": ui.namespace,
+                            "labels": dict(common.MANAGED_BY),
+                        },
+                        data={"sign_in.html": SIGN_IN_PAGE},
+                        opts=child,
+                    )
+                )
             common.chart(
                 f"{name}-{key}-chart",
                 versions.OAUTH2_PROXY,
@@ -275,7 +328,7 @@ class Auth(pulumi.ComponentResource):
                 self,
                 # Meshed pods start once the injector answers, into a namespace whose rules
                 # already admit their callers; the Secret holds what they read.
-                depends_on=[args.control_plane, secret, *policies],
+                depends_on=[args.control_plane, secret, *pages, *policies],
             )
         self.basic_user = pulumi.Output.from_input(BASIC_USER if s.mode == "basic" else "")
         self.basic_password = password

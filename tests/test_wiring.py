@@ -972,6 +972,44 @@ def test_every_published_path_to_the_dashboard_or_jaeger_arrives_at_oauth2_proxy
         assert seen == {"dashboard", "jaeger"} & set(s.graph.outputs["urls"]), seen
 
 
+def test_the_sign_in_page_users_reach_offers_only_the_sign_in_that_is_configured(
+    s: Stack,
+) -> None:
+    """oauth2-proxy's built-in page always shows a provider button (pkg/app/pagewriter/
+    sign_in.html). With htpasswd alone that button leads nowhere, so the page the published pod
+    really loads from `--custom-templates-dir` must be a password form that posts to its own
+    sign-in endpoint; with OIDC the page is skipped and users go straight to the provider."""
+    seen = 0
+    for key, how, a in _published_targets(s):
+        if listeners(s, a).get(a.port) != "oauth2-proxy/http":
+            continue
+        c = a.container
+        args = c.get("args") or []
+        where = f"{key} ({how}) → {a.workload.name}"
+        if "--provider=oidc" in args:
+            assert "--skip-provider-button=true" in args, where
+            continue
+        seen += 1
+        assert any(x.startswith("--htpasswd-file=") for x in args), where
+        flag = [x.split("=", 1)[1] for x in args if x.startswith("--custom-templates-dir=")]
+        assert len(flag) == 1, f"{where}: no --custom-templates-dir"
+        mounted = [m for m in c.get("volumeMounts") or [] if m["mountPath"] == flag[0]]
+        assert len(mounted) == 1, f"{where}: nothing mounted at {flag[0]}"
+        c_at_dir = {**c, "volumeMounts": mounted}
+        page = mounted_config(s, a.workload, c_at_dir, "sign_in.html")
+        assert page, f"{where}: no sign_in.html at {flag[0]}"
+        # A file in the templates dir is parsed as is; the page is the template it defines.
+        assert page.lstrip().startswith('{{define "sign_in.html"}}'), where
+        forms = re.findall(r'<form[^>]*action="([^"]*)"', page)
+        assert forms == ["{{ .ProxyPrefix }}/sign_in"], f"{where}: forms post to {forms}"
+        assert re.search(r'<form[^>]*method="POST"', page), where
+        for field_name in ("username", "password", "rd"):
+            assert f'name="{field_name}"' in page, f"{where}: no {field_name} field"
+        assert "/start" not in page and "ProviderName" not in page, where
+    if s.graph.config["exposure"]["mode"] != "port-forward":
+        assert seen, "no published sign-in page was checked"
+
+
 def test_the_dashboard_answers_the_host_users_reach_it_by(s: Stack) -> None:
     pattern = re.compile(rendered_arg(s, "linkerd-viz", "web", "-enforced-host") or "")
     domain = s.graph.config.get("clusterDomain", "cluster.local")
