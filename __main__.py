@@ -353,6 +353,7 @@ envoy_gateway = (
             namespace=settings.exposure.gateway_namespace,
             profile=settings.profile,
             cluster_domain=settings.cluster_domain,
+            cni=settings.linkerd.cni,
         ),
         opts=on_cluster,
     )

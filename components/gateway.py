@@ -131,6 +131,19 @@ def certgen_objects(profile: str, namespace: str, cluster_domain: str) -> list[d
     ]
 
 
+# Envoy Gateway's own uid for Envoy (infrastructure/kubernetes/proxy/resource.go).
+ENVOY_UID = 65532
+
+
+def envoy_security_context() -> dict[str, Any]:
+    return {
+        **common.restricted_container_security(),
+        "readOnlyRootFilesystem": False,
+        "runAsUser": ENVOY_UID,
+        "runAsGroup": ENVOY_UID,
+    }
+
+
 def envoy_proxy_spec(profile: str) -> dict[str, Any]:
     """The EnvoyProxy the GatewayClass points at: what makes Envoy a well-behaved mesh member.
 
@@ -143,7 +156,20 @@ def envoy_proxy_spec(profile: str) -> dict[str, Any]:
       LoadBalancer (Envoy Gateway's default type).
     """
     kubernetes: dict[str, Any] = {
-        "envoyDeployment": {"pod": {"annotations": {"linkerd.io/inject": "enabled"}}},
+        "envoyDeployment": {
+            "pod": {
+                "annotations": {"linkerd.io/inject": "enabled"},
+                # Written out rather than left to Envoy Gateway's defaults, so what the
+                # namespace's `restricted` level admits is visible here. Envoy writes its
+                # admin socket and logs to the root filesystem, so that stays writable
+                # (as upstream's own default, proxy/resource.go).
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+            },
+            "container": {"securityContext": envoy_security_context()},
+        },
     }
     if profile == "prod":
         kubernetes["envoyDeployment"]["replicas"] = 2
@@ -181,6 +207,10 @@ class EnvoyGatewayArgs:
     """Default: dev (one Envoy replica, NodePort); prod: two replicas, LoadBalancer."""
     cluster_domain: str = "cluster.local"
     """Default: cluster.local; the names in the control plane's certificates use it."""
+    cni: bool = False
+    """Linkerd's CNI plugin is installed (`linkerd.cni`): the meshed Envoy pods then need
+    nothing from the host and the namespace enforces `restricted`. Default: false (`privileged`,
+    as linkerd-init needs NET_ADMIN, with `warn`/`audit` at `restricted`)."""
 
 
 class EnvoyGateway(pulumi.ComponentResource):
@@ -200,7 +230,12 @@ class EnvoyGateway(pulumi.ComponentResource):
         self, name: str, args: EnvoyGatewayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("meshstack:gateway:EnvoyGateway", name, None, opts)
-        ns = common.namespace(args.namespace, f"{name}-namespace", self)
+        ns = common.namespace(
+            args.namespace,
+            f"{name}-namespace",
+            self,
+            labels=common.meshed_pod_security(args.cni),
+        )
 
         account, role, binding, job = certgen_objects(
             args.profile, args.namespace, args.cluster_domain

@@ -29,6 +29,9 @@ AUDIT = "pod-security.kubernetes.io/audit"
 HOST_LEVEL = {mesh.CNI_NAMESPACE, "logging"}
 # Meshed namespaces of the stack, and the team namespaces of the stack files.
 MESHED = {"linkerd-viz", "tracing", "grafana", "emojivoto", "payments", "checkout", "team-a"}
+# Envoy Gateway's namespace: not meshed as a namespace, but its Envoy pods are (the EnvoyProxy
+# annotates them), so they get linkerd-init without the plugin.
+MESHED |= {"envoy-gateway-system"}
 
 
 def pod_security(g: Graph) -> dict[str, dict[str, str]]:
@@ -175,6 +178,27 @@ def workloads(s: Stack) -> Iterator[tuple[str, str, dict[str, Any]]]:
             obj = {"kind": kind, **plain(res.inputs)}
             meta = obj["metadata"]
             yield meta.get("namespace", ""), f"{kind}/{meta['name']}", obj
+        if kind == "EnvoyProxy":
+            # The Envoy pods the controller makes at run time, in its own namespace: no chart
+            # renders them, so they are built from what the EnvoyProxy sets (pod and Envoy
+            # container; the shutdown-manager sidecar keeps upstream's restricted default).
+            proxy = plain(res.inputs)
+            deployment = proxy["spec"]["provider"]["kubernetes"].get("envoyDeployment") or {}
+            pod = deployment.get("pod") or {}
+            container = deployment.get("container") or {}
+            spec = {
+                "securityContext": pod.get("securityContext") or {},
+                "containers": [{"name": "envoy", **container}],
+            }
+            namespace = proxy["metadata"]["namespace"]
+            yield (
+                namespace,
+                f"EnvoyProxy/{proxy['metadata']['name']} pods",
+                {
+                    "kind": "Pod",
+                    "spec": spec,
+                },
+            )
 
 
 def chart_suite(test: Callable[..., None]) -> Callable[..., None]:
