@@ -250,6 +250,8 @@ grafana = (
             loki_url=logging.query_url if logging else None,
             jaeger_url=tracing.query_url if tracing else None,
             root_url=plan.url("grafana"),
+            # The provider oauth2-proxy signs users in with signs them in to Grafana too.
+            oidc=settings.auth.oidc if settings.auth.mode == "oidc" else None,
             alert_webhook_url=(
                 pulumi.Output.secret(settings.grafana.alert_webhook_url.value)
                 if settings.grafana.alert_webhook_url

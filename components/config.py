@@ -243,6 +243,20 @@ class OidcSettings:
     allowed_emails: tuple[str, ...] = ()
     """Addresses, or `@domain` for everyone at a domain."""
     groups_claim: str = "groups"
+    auth_url: str = ""
+    token_url: str = ""
+    userinfo_url: str = ""
+    """The issuer's authorization, token and userinfo endpoints (its discovery document's
+    `authorization_endpoint`, `token_endpoint`, `userinfo_endpoint`), for Grafana: its generic
+    OAuth sign-in is configured by endpoint and reads no discovery document."""
+
+
+# The endpoint keys Grafana's sign-in needs: config key → discovery document field.
+OIDC_ENDPOINT_KEYS = {
+    "authUrl": "authorization_endpoint",
+    "tokenUrl": "token_endpoint",
+    "userinfoUrl": "userinfo_endpoint",
+}
 
 
 @dataclass(frozen=True)
@@ -1030,8 +1044,33 @@ def _auth(r: _Reader, exposure: Mapping[str, Any], client_secret: str) -> AuthSe
         r.fail("exposure.oidc", obj, "expected a map with issuerUrl, clientId, allowedGroups")
         obj = {}
     q = "exposure.oidc"
-    r.unknown(obj, q, ("issuerUrl", "clientId", "allowedGroups", "allowedEmails", "groupsClaim"))
+    r.unknown(
+        obj,
+        q,
+        (
+            "issuerUrl",
+            "clientId",
+            "allowedGroups",
+            "allowedEmails",
+            "groupsClaim",
+            *OIDC_ENDPOINT_KEYS,
+        ),
+    )
     d = OidcSettings()
+
+    def endpoint(key: str) -> str:
+        return str(
+            r.pick(
+                obj,
+                q,
+                key,
+                "",
+                lambda v: v == "" or bool(_HTTPS_URL.match(v)),
+                f"expected the https:// URL the issuer's discovery document gives as "
+                f"{OIDC_ENDPOINT_KEYS[key]}",
+            )
+        )
+
     return AuthSettings(
         mode=chosen or ("none" if mode == "port-forward" else "basic"),
         allow_unauthenticated=r.pick(
@@ -1061,6 +1100,9 @@ def _auth(r: _Reader, exposure: Mapping[str, Any], client_secret: str) -> AuthSe
             groups_claim=r.pick(
                 obj, q, "groupsClaim", d.groups_claim, _matches(_NO_SPACE), "expected a claim name"
             ),
+            auth_url=endpoint("authUrl"),
+            token_url=endpoint("tokenUrl"),
+            userinfo_url=endpoint("userinfoUrl"),
         ),
     )
 
@@ -1086,12 +1128,28 @@ def _check_auth(r: _Reader, s: Settings) -> None:
         )
     o = a.oidc
     if a.mode == "oidc":
-        for key, value in (("issuerUrl", o.issuer_url), ("clientId", o.client_id)):
+        required = {
+            "issuerUrl": (o.issuer_url, ""),
+            "clientId": (o.client_id, ""),
+            **{
+                key: (
+                    value,
+                    f" (Grafana signs in with the same provider; copy {field} from "
+                    f"<issuerUrl>/.well-known/openid-configuration)",
+                )
+                for (key, field), value in zip(
+                    OIDC_ENDPOINT_KEYS.items(),
+                    (o.auth_url, o.token_url, o.userinfo_url),
+                    strict=True,
+                )
+            },
+        }
+        for key, (value, why) in required.items():
             # A value already refused stands in as empty here; one line about it is enough.
             reported = any(e.startswith(f"{PROJECT}:exposure.oidc.{key}:") for e in r.errors)
             if not value and not reported:
                 r.errors.append(
-                    f"{PROJECT}:exposure.oidc.{key}: missing; exposure.auth oidc needs it: "
+                    f"{PROJECT}:exposure.oidc.{key}: missing; exposure.auth oidc needs it{why}: "
                     f"`pulumi config set --path exposure.oidc.{key} <value>`"
                 )
         if not o.client_secret:

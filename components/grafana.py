@@ -21,7 +21,7 @@ from pulumi.output import UNKNOWN, contains_unknowns
 
 from components import common, dashboards, identity, sizing, versions, viz
 from components import logging as logs
-from components.config import GrafanaSettings
+from components.config import GrafanaSettings, OidcSettings
 from components.mesh import PROXY_CONFIG_ANNOTATION
 from components.onboarding import (
     VIZ_PROMETHEUS_SERVICE_ACCOUNT,
@@ -55,6 +55,13 @@ WEBHOOK_SECRET_KEY = "url"
 # Read by Grafana's provisioning (`$__env{...}`); no GF_ prefix, which Grafana would map onto
 # its own settings.
 WEBHOOK_ENV = "ALERT_WEBHOOK_URL"
+# With `exposure.auth: oidc`, the client secret Grafana signs users in with: a Secret read into
+# the variable Grafana maps onto `[auth.generic_oauth] client_secret` (GF_<SECTION>_<KEY>).
+OIDC_SECRET = "grafana-oidc"
+OIDC_SECRET_KEY = "client-secret"
+OIDC_ENV = "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET"
+# The role a user the provider signs in gets; changes are made as the break-glass admin.
+OIDC_ROLE = "Viewer"
 
 # Our own dashboards, from a ConfigMap this component writes (no download at pod start).
 DASHBOARDS_CONFIGMAP = "grafana-dashboards-meshstack"
@@ -240,6 +247,50 @@ def alerting(
     return files
 
 
+def _jmespath_string(value: str) -> str:
+    """A JMESPath raw string literal (`'...'`): only `'` and `\\` are escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sign_in_rule(oidc: OidcSettings) -> str:
+    """Grafana's `role_attribute_path`: `OIDC_ROLE` for exactly who oauth2-proxy lets in
+    (`allowedGroups` from the groups claim, `allowedEmails`, `@domain` entries), nothing for
+    anyone else; with `role_attribute_strict` nothing means no sign-in. Evaluated on the ID
+    token and userinfo claims; a missing claim reads as empty, never as an error."""
+    groups = f'not_null("{oidc.groups_claim}", `[]`)'
+    email = "not_null(email, '')"
+    tests = [f"contains({groups}, {_jmespath_string(g)})" for g in oidc.allowed_groups]
+    for entry in oidc.allowed_emails:
+        if entry.startswith("@"):
+            tests.append(f"ends_with({email}, {_jmespath_string(entry)})")
+        else:
+            tests.append(f"{email} == {_jmespath_string(entry)}")
+    return f"({' || '.join(tests)}) && {_jmespath_string(OIDC_ROLE)}"
+
+
+def generic_oauth(oidc: OidcSettings) -> dict[str, Any]:
+    """`[auth.generic_oauth]`: the provider oauth2-proxy uses. The client secret is not here:
+    it comes from the environment (`OIDC_ENV`). The login form stays for the admin user."""
+    scopes = ["openid", "email", "profile", *(["groups"] if oidc.allowed_groups else [])]
+    return {
+        "enabled": True,
+        "name": "Single sign-on",
+        "client_id": oidc.client_id,
+        "scopes": " ".join(scopes),
+        "auth_url": oidc.auth_url,
+        "token_url": oidc.token_url,
+        "api_url": oidc.userinfo_url,
+        "use_pkce": True,
+        "use_refresh_token": True,
+        "allow_sign_up": True,
+        "email_attribute_path": "email",
+        "groups_attribute_path": oidc.groups_claim,
+        "role_attribute_path": sign_in_rule(oidc),
+        "role_attribute_strict": True,
+        "allow_assign_grafana_admin": False,
+    }
+
+
 def grafana_values(
     profile: str,
     settings: GrafanaSettings,
@@ -249,6 +300,7 @@ def grafana_values(
     jaeger_url: pulumi.Input[str] | None = None,
     webhook: bool = False,
     trust_anchor_expires_at: int | pulumi.Output[int | None] | None = None,
+    oidc: OidcSettings | None = None,
 ) -> dict[str, Any]:
     """Values for the grafana-community `grafana` chart. Pure: the same inputs give the same
     dict, and nothing in it makes the chart generate a value (password, token, lookup)."""
@@ -327,10 +379,14 @@ def grafana_values(
         # The download runs in an init container. With Linkerd's native sidecar the proxy is
         # already up then; without it, traffic to 443 would be sent to a proxy not yet running.
         values["podAnnotations"]["config.linkerd.io/skip-outbound-ports"] = "443"
+    env: dict[str, Any] = {}
     if webhook:
-        values["envValueFrom"] = {
-            WEBHOOK_ENV: {"secretKeyRef": {"name": WEBHOOK_SECRET, "key": WEBHOOK_SECRET_KEY}}
-        }
+        env[WEBHOOK_ENV] = {"secretKeyRef": {"name": WEBHOOK_SECRET, "key": WEBHOOK_SECRET_KEY}}
+    if oidc is not None:
+        values["grafana.ini"]["auth.generic_oauth"] = generic_oauth(oidc)
+        env[OIDC_ENV] = {"secretKeyRef": {"name": OIDC_SECRET, "key": OIDC_SECRET_KEY}}
+    if env:
+        values["envValueFrom"] = env
     return values
 
 
@@ -431,6 +487,9 @@ class GrafanaArgs:
     """Identity allowed to scrape Grafana's proxy. Default: viz's bundled Prometheus."""
     prometheus_namespace: str = viz.NAMESPACE
     """Namespace of `prometheus_service_account`. Default: linkerd-viz."""
+    oidc: OidcSettings | None = None
+    """Default: none, Grafana's own login only. The provider users sign in with (`exposure.auth:
+    oidc`); the admin user and password stay, for when the provider is down."""
     trust_anchor_pem: pulumi.Input[str] | None = None
     """Default: none, no trust-anchor expiry alerts. The trust anchor that signs the identity
     issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
@@ -535,6 +594,24 @@ class Grafana(pulumi.ComponentResource):
             # rollout. A digest of a high-entropy URL reveals nothing, but stays a secret.
             webhook_digest = url.apply(lambda u: hashlib.sha256(u.encode()).hexdigest())
 
+        # --- Single sign-on ---
+        oidc_digest: pulumi.Output[str] | None = None
+        if args.oidc is not None:
+            client_secret = pulumi.Output.secret(args.oidc.client_secret.value)
+            chart_deps.append(
+                k8s.core.v1.Secret(
+                    f"{name}-oidc",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=OIDC_SECRET, namespace=ns.metadata.name, labels=common.MANAGED_BY
+                    ),
+                    type="Opaque",
+                    string_data={OIDC_SECRET_KEY: client_secret},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+            # Read at start only, as the webhook URL: a new secret rolls the pod.
+            oidc_digest = client_secret.apply(lambda v: hashlib.sha256(v.encode()).hexdigest())
+
         # --- Our dashboards ---
         chart_deps.append(
             k8s.core.v1.ConfigMap(
@@ -582,7 +659,10 @@ class Grafana(pulumi.ComponentResource):
                 if args.trust_anchor_pem is not None
                 else None
             ),
+            args.oidc,
         )
+        if oidc_digest is not None:
+            values["podAnnotations"]["meshstack.io/oidc-client-secret-sha256"] = oidc_digest
         if webhook_digest is not None:
             values["podAnnotations"]["meshstack.io/alert-webhook-sha256"] = webhook_digest
         if args.proxy_config is not None:

@@ -26,7 +26,15 @@ import yaml
 
 from components.versions import ChartRef
 from policy import rules
-from tests.graph import Graph, Resource, plain, run_program, self_signed_anchor, strings
+from tests.graph import (
+    Graph,
+    Resource,
+    plain,
+    run_program,
+    self_signed_anchor,
+    stack_config,
+    strings,
+)
 from tests.pull_charts import pull_command
 
 
@@ -50,6 +58,18 @@ def shared_anchor() -> tuple[str, str]:
 
 
 _ANCHOR_PEM, _ANCHOR_KEY_PEM = shared_anchor()
+_ISSUER = "https://login.example.com/realms/mesh"
+OIDC_EXPOSURE: dict[str, Any] = {
+    "auth": "oidc",
+    "oidc": {
+        "issuerUrl": _ISSUER,
+        "clientId": "meshstack",
+        "allowedGroups": ["platform"],
+        "authUrl": f"{_ISSUER}/protocol/openid-connect/auth",
+        "tokenUrl": f"{_ISSUER}/protocol/openid-connect/token",
+        "userinfoUrl": f"{_ISSUER}/protocol/openid-connect/userinfo",
+    },
+}
 # As tests/test_program.py: the Kubernetes versions the project supports.
 KUBERNETES_VERSIONS = ("1.31.0", "1.35.0")
 # The stacks checked: both stack files, and dev exposed through NodePort Services (whose
@@ -112,6 +132,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                 }
             },
             "trustAnchorKeyPem": _ANCHOR_KEY_PEM,
+            # Sign-in with an OIDC provider: oauth2-proxy and Grafana both use it.
+            "exposure": {**stack_config("prod")["exposure"], **OIDC_EXPOSURE},
+            "oidcClientSecret": "oidc-client-secret-value",
         },
     ),
 }

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jmespath
 import pytest
 
-from components import auth, config, exposure
+from components import auth, config, exposure, grafana
 from tests.graph import Graph, leaves, run_program
 
 OIDC: dict[str, Any] = {
@@ -15,6 +16,9 @@ OIDC: dict[str, Any] = {
     "auth": "oidc",
     "oidc": {
         "issuerUrl": "https://login.example.com/realms/mesh",
+        "authUrl": "https://login.example.com/realms/mesh/protocol/openid-connect/auth",
+        "tokenUrl": "https://login.example.com/realms/mesh/protocol/openid-connect/token",
+        "userinfoUrl": "https://login.example.com/realms/mesh/protocol/openid-connect/userinfo",
         "clientId": "meshstack",
         "allowedGroups": ["platform"],
         "allowedEmails": ["sre@example.com", "@ops.example.com"],
@@ -73,6 +77,17 @@ def test_sign_in_is_on_by_default_whenever_anything_leaves_the_machine(
             "dev",
             {**OIDC, "oidc": {**OIDC["oidc"], "issuerUrl": "http://login.example.com"}},
             'meshstack:exposure.oidc.issuerUrl: got "http://login.example.com"',
+        ),
+        (
+            "dev",
+            {**OIDC, "oidc": {k: v for k, v in OIDC["oidc"].items() if k != "authUrl"}},
+            "meshstack:exposure.oidc.authUrl: missing; exposure.auth oidc needs it (Grafana",
+        ),
+        (
+            "dev",
+            {**OIDC, "oidc": {**OIDC["oidc"], "tokenUrl": "login.example.com/token"}},
+            'meshstack:exposure.oidc.tokenUrl: got "login.example.com/token"; expected the '
+            "https:// URL the issuer's discovery document gives as token_endpoint",
         ),
     ],
 )
@@ -209,3 +224,78 @@ def test_oidc_puts_the_client_secret_only_in_the_credentials_secret(oidc: Graph)
     for secret in _credentials(oidc):
         data = secret.inputs["stringData"]
         assert data["client-secret"] == CLIENT_SECRET and "users.txt" not in data
+
+
+# --- Grafana signs in with the same provider -------------------------------------------------
+
+
+def _grafana_values(g: Graph) -> dict[str, Any]:
+    (chart,) = [c for c in g.charts().values() if c.inputs["chart"] == "grafana"]
+    return dict(chart.inputs["values"])
+
+
+def test_grafana_signs_in_with_the_provider_oauth2_proxy_uses_and_keeps_the_admin(
+    oidc: Graph,
+) -> None:
+    values = _grafana_values(oidc)
+    sso = values["grafana.ini"]["auth.generic_oauth"]
+    # The client oauth2-proxy really uses, as its pods read it from their Secret.
+    (client_id,) = {s.inputs["stringData"]["client-id"] for s in _credentials(oidc)}
+    assert sso["enabled"] is True and sso["client_id"] == client_id
+    o = OIDC["oidc"]
+    assert (sso["auth_url"], sso["token_url"], sso["api_url"]) == (
+        o["authUrl"],
+        o["tokenUrl"],
+        o["userinfoUrl"],
+    )
+    assert sso["role_attribute_strict"] is True and "client_secret" not in sso
+    # The secret arrives from a Secret the program writes in Grafana's namespace, as a secret.
+    ref = values["envValueFrom"][grafana.OIDC_ENV]["secretKeyRef"]
+    (secret,) = [
+        r
+        for r in oidc.of_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"]["name"] == ref["name"]
+        and r.inputs["metadata"]["namespace"] == grafana.NAMESPACE
+    ]
+    assert secret.inputs["stringData"][ref["key"]] == CLIENT_SECRET
+    assert [leaf for _, leaf, is_secret in leaves(secret.raw_inputs["stringData"]) if is_secret]
+    # Break-glass: the admin user still signs in with the form when the provider is down.
+    assert values["admin"]["existingSecret"] == grafana.ADMIN_SECRET
+    assert not values["grafana.ini"].get("auth", {}).get("disable_login_form")
+
+
+def test_without_oidc_grafana_has_only_its_own_login(basic: Graph) -> None:
+    values = _grafana_values(basic)
+    assert "auth.generic_oauth" not in values["grafana.ini"]
+    assert grafana.OIDC_ENV not in (values.get("envValueFrom") or {})
+
+
+@pytest.mark.parametrize(
+    ("claims", "admitted"),
+    [
+        ({"groups": ["platform"], "email": "someone@example.com"}, True),
+        ({"email": "sre@example.com"}, True),
+        ({"email": "new@ops.example.com"}, True),
+        ({"groups": ["platform-readers"], "email": "someone@example.com"}, False),
+        ({"email": "sre@example.com.attacker.net"}, False),
+        ({"email": "new@ops.example.com.attacker.net"}, False),
+        ({"email": "sre@example.org", "groups": None}, False),
+        ({}, False),
+    ],
+)
+def test_grafana_admits_exactly_the_groups_and_emails_oauth2_proxy_admits(
+    claims: dict[str, Any], admitted: bool
+) -> None:
+    """The rule as Grafana evaluates it (JMESPath on the token's claims): a role for the
+    allowed, nothing (so, with role_attribute_strict, no sign-in) for everyone else."""
+    rule = grafana.sign_in_rule(parse(OIDC, client_secret=CLIENT_SECRET).auth.oidc)
+    role = jmespath.search(rule, claims)
+    assert (role == grafana.OIDC_ROLE) is admitted, (rule, claims, role)
+    assert admitted or not isinstance(role, str)
+
+
+def test_a_group_claim_with_another_name_is_the_one_read() -> None:
+    cfg = {**OIDC, "oidc": {**OIDC["oidc"], "groupsClaim": "cognito:groups"}}
+    rule = grafana.sign_in_rule(parse(cfg, client_secret=CLIENT_SECRET).auth.oidc)
+    assert jmespath.search(rule, {"cognito:groups": ["platform"]}) == grafana.OIDC_ROLE
+    assert jmespath.search(rule, {"groups": ["platform"]}) != grafana.OIDC_ROLE
