@@ -574,43 +574,37 @@ class Grafana(pulumi.ComponentResource):
         )
         chart_deps: list[pulumi.Resource] = [args.control_plane, admin_secret, *policies]
 
-        # --- Alert webhook ---
-        webhook = args.alert_webhook_url is not None
-        webhook_digest: pulumi.Output[str] | None = None
-        if args.alert_webhook_url is not None:
-            url = pulumi.Output.secret(args.alert_webhook_url)
+        # --- Secrets Grafana reads from its environment ---
+        def env_secret(role: str, secret_name: str, key: str, value: Any) -> pulumi.Output[str]:
+            """A Secret with one secret `key`, which the pod reads at start only; the returned
+            digest, a pod annotation, rolls the pod when the value changes. A digest of a
+            high-entropy value reveals nothing, but stays a secret."""
+            secret_value = pulumi.Output.secret(value)
             chart_deps.append(
                 k8s.core.v1.Secret(
-                    f"{name}-alert-webhook",
+                    f"{name}-{role}",
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=WEBHOOK_SECRET, namespace=ns.metadata.name, labels=common.MANAGED_BY
+                        name=secret_name, namespace=ns.metadata.name, labels=common.MANAGED_BY
                     ),
                     type="Opaque",
-                    string_data={WEBHOOK_SECRET_KEY: url},
+                    string_data={key: secret_value},
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )
-            # Grafana reads the URL at start only; a new URL gives a new digest and so a new
-            # rollout. A digest of a high-entropy URL reveals nothing, but stays a secret.
-            webhook_digest = url.apply(lambda u: hashlib.sha256(u.encode()).hexdigest())
+            return secret_value.apply(lambda v: hashlib.sha256(v.encode()).hexdigest())
 
-        # --- Single sign-on ---
-        oidc_digest: pulumi.Output[str] | None = None
-        if args.oidc is not None:
-            client_secret = pulumi.Output.secret(args.oidc.client_secret.value)
-            chart_deps.append(
-                k8s.core.v1.Secret(
-                    f"{name}-oidc",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=OIDC_SECRET, namespace=ns.metadata.name, labels=common.MANAGED_BY
-                    ),
-                    type="Opaque",
-                    string_data={OIDC_SECRET_KEY: client_secret},
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-            )
-            # Read at start only, as the webhook URL: a new secret rolls the pod.
-            oidc_digest = client_secret.apply(lambda v: hashlib.sha256(v.encode()).hexdigest())
+        webhook = args.alert_webhook_url is not None
+        webhook_digest = (
+            env_secret("alert-webhook", WEBHOOK_SECRET, WEBHOOK_SECRET_KEY, args.alert_webhook_url)
+            if args.alert_webhook_url is not None
+            else None
+        )
+        # Single sign-on's client secret (the chart values name only the Secret).
+        oidc_digest = (
+            env_secret("oidc", OIDC_SECRET, OIDC_SECRET_KEY, args.oidc.client_secret.value)
+            if args.oidc is not None
+            else None
+        )
 
         # --- Our dashboards ---
         chart_deps.append(
