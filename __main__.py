@@ -147,6 +147,10 @@ mesh = Mesh(
                 trust_anchor_key_pem=(
                     pulumi.Output.secret(signer_key.value) if signer_key else None
                 ),
+                # The Gateway's certificates come from a ClusterIssuer: cert-manager watches
+                # Gateways only when told to.
+                gateway_api=settings.exposure.mode == "gateway"
+                and bool(settings.exposure.cluster_issuer),
             )
             if ident.issuer == "external"
             else None

@@ -46,8 +46,13 @@ WAIT_FOR = "pulumi.com/waitFor"
 WEBHOOK_CA_INJECTED = {WAIT_FOR: "jsonpath={.webhooks[0].clientConfig.caBundle}"}
 
 
-def cert_manager_values(profile: str, namespace: str) -> dict[str, Any]:
-    """Values for the cert-manager chart. Pure."""
+def cert_manager_values(profile: str, namespace: str, gateway_api: bool = False) -> dict[str, Any]:
+    """Values for the cert-manager chart. Pure.
+
+    `gateway_api`: issue certificates for Gateways' listeners (a Gateway annotated
+    `cert-manager.io/cluster-issuer`). cert-manager v1.21 watches Gateways only when its
+    controller configuration says so (`gatewayAPI.enabled`, chart `config`), and needs the
+    Gateway API CRDs installed before it starts."""
     size = lambda role: sizing.k8s_resources(profile, role)  # noqa: E731 - local shorthand
     ha = profile == "prod"
     values: dict[str, Any] = {
@@ -68,6 +73,12 @@ def cert_manager_values(profile: str, namespace: str) -> dict[str, Any]:
         },
         "cainjector": {"resources": size("cert-manager-cainjector")},
     }
+    if gateway_api:
+        values["config"] = {
+            "apiVersion": "controller.config.cert-manager.io/v1alpha1",
+            "kind": "ControllerConfiguration",
+            "gatewayAPI": {"enabled": True},
+        }
     if ha:
         # cert-manager's own advice for production: more than one of each, with budgets.
         values["replicaCount"] = 2
@@ -166,6 +177,12 @@ class ExternalIssuerArgs:
     trust_anchors_pem: pulumi.Input[str] | None = None
     """The roots proxies trust, newest first: during a trust-anchor rotation the new and the
     old anchor. Default: `trust_anchor_pem` alone."""
+    gateway_api: bool = False
+    """The cert-manager the stack installs also issues the Gateway's listener certificates
+    (`exposure.mode: gateway` with `clusterIssuer`). Default: false, it leaves Gateways alone."""
+    gateway_api_crds: pulumi.Resource | None = None
+    """With `gateway_api`, the release that installs the Gateway API CRDs, which cert-manager
+    starts after. Default: none (the cluster has them)."""
 
 
 class ExternalIssuer(pulumi.ComponentResource):
@@ -207,8 +224,13 @@ class ExternalIssuer(pulumi.ComponentResource):
                 versions.CERT_MANAGER,
                 CERT_MANAGER_RELEASE,
                 ns.metadata.name,
-                cert_manager_values(args.profile, ns_name),
+                cert_manager_values(args.profile, ns_name, args.gateway_api),
                 self,
+                depends_on=(
+                    [args.gateway_api_crds]
+                    if args.gateway_api and args.gateway_api_crds is not None
+                    else []
+                ),
             )
             trust_manager = common.chart(
                 f"{name}-trust-manager",

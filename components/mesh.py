@@ -332,6 +332,7 @@ class Mesh(pulumi.ComponentResource):
         super().__init__("meshstack:mesh:Mesh", name, None, opts)
 
         crd_deps: list[pulumi.Resource] = []
+        gateway_api: pulumi.Resource | None = None
         if args.install_gateway_api_crds:
             gateway_api = common.chart(
                 f"{name}-gateway-api-crds",
@@ -386,7 +387,11 @@ class Mesh(pulumi.ComponentResource):
             issuer_deps.append(
                 ExternalIssuer(
                     f"{name}-external-issuer",
-                    replace(args.external_issuer, namespace=ns),
+                    replace(
+                        args.external_issuer,
+                        namespace=ns,
+                        gateway_api_crds=gateway_api,
+                    ),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )

@@ -367,3 +367,46 @@ def test_the_roots_and_the_ca_issuer_follow_the_rotation_phases(
     assert secret.inputs["stringData"] == {"tls.crt": pems[signer], "tls.key": keys[signer]}
     assert g.outputs["trustAnchorPem"] == pems[signer]
     assert g.outputs["identityRotation"]["phase"] == phase
+
+
+# --- The Gateway's certificates ------------------------------------------------------------------
+
+GATEWAY_TLS = {
+    "mode": "gateway",
+    "gatewayClass": "meshstack",
+    "installEnvoyGateway": True,
+    "domain": "mesh.example.com",
+    "clusterIssuer": "letsencrypt-prod",
+}
+
+
+def test_with_a_cluster_issuer_for_the_gateway_cert_manager_watches_gateways_after_their_crds() -> (
+    None
+):
+    g = run_program("dev", {**external(), "exposure": GATEWAY_TLS})
+    assert g.error is None, g.error
+    cert_manager = chart(g, "cert-manager")
+    config = cert_manager.inputs["values"]["config"]
+    assert config["gatewayAPI"] == {"enabled": True}
+    assert config["kind"] == "ControllerConfiguration"
+    # It reads Gateways from its first start: the CRDs are there before it.
+    assert g.waits_for(cert_manager, chart(g, mesh.GATEWAY_API_RELEASE))
+    # The Gateway it is to watch carries the issuer's annotation.
+    (gateway,) = [r for r in g.resources if r.type.endswith(":Gateway")]
+    annotations = gateway.inputs["metadata"].get("annotations") or {}
+    assert annotations.get("cert-manager.io/cluster-issuer") == GATEWAY_TLS["clusterIssuer"]
+
+
+@pytest.mark.parametrize(
+    "exposure",
+    [
+        {"mode": "port-forward"},
+        {**GATEWAY_TLS, "clusterIssuer": "", "tlsSecret": "wildcard-tls"},
+    ],
+)
+def test_without_a_gateway_certificate_to_issue_cert_manager_leaves_gateways_alone(
+    exposure: dict[str, Any],
+) -> None:
+    g = run_program("dev", {**external(), "exposure": exposure})
+    assert g.error is None, g.error
+    assert "config" not in chart(g, "cert-manager").inputs["values"]

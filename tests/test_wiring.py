@@ -469,6 +469,44 @@ def test_grafana_signs_in_with_the_client_oauth2_proxy_uses_and_reads_its_secret
     assert (one(s, "Secret", w.namespace, admin["name"]).get("stringData") or {}).get(admin["key"])
 
 
+def test_the_cert_manager_the_stack_installs_issues_the_gateways_certificates(s: Stack) -> None:
+    """A Gateway annotated with a ClusterIssuer gets its listener Secrets only from a
+    cert-manager whose controller configuration enables Gateway API support: checked in the
+    configuration file the rendered controller really loads."""
+    wanted = [
+        g
+        for g in of_kind(s, "Gateway")
+        if "cert-manager.io/cluster-issuer" in ((g["metadata"].get("annotations")) or {})
+    ]
+    controllers = [
+        w
+        for w in workloads(s)
+        if w.obj["kind"] == "Deployment"
+        and (w.obj["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+        == "controller"
+        and (w.obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "cert-manager"
+    ]
+    if not controllers:
+        return
+    (w,) = controllers
+    (c,) = w.containers()
+    flags = [a.split("=", 1)[1] for a in c.get("args") or [] if a.startswith("--config=")]
+    loaded: dict[str, Any] = {}
+    if flags:
+        directory, _, file_name = flags[0].rpartition("/")
+        at_dir = {
+            **c,
+            "volumeMounts": [m for m in c["volumeMounts"] if m["mountPath"] == directory],
+        }
+        loaded = yaml.safe_load(mounted_config(s, w, at_dir, file_name) or "{}") or {}
+    enabled = (loaded.get("gatewayAPI") or {}).get("enabled") is True
+    assert enabled == bool(wanted), (
+        f"Gateways asking cert-manager for certificates: {len(wanted)}; gatewayAPI {loaded}"
+    )
+    if flags:
+        assert loaded["kind"] == "ControllerConfiguration"
+
+
 def test_alloy_pushes_to_lokis_push_api(s: Stack) -> None:
     (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "alloy"]
     config = mounted_config(s, w, w.containers()[0], "config.alloy") or ""
