@@ -360,6 +360,7 @@ envoy_gateway = (
             profile=settings.profile,
             cluster_domain=settings.cluster_domain,
             cni=settings.linkerd.cni,
+            tls=plan.scheme == "https",
         ),
         opts=on_cluster,
     )

@@ -250,28 +250,40 @@ def tls_secret_name(p: Plan, key: str) -> str:
     return p.tls_secret or f"{p.targets[key].host_prefix}-tls"
 
 
+# The ports the Gateway's listeners open: HTTPS, and HTTP (with TLS only to redirect to it).
+HTTP_PORT, HTTPS_PORT = 80, 443
+
+
+def redirect_listener(key: str) -> str:
+    """The plain-HTTP listener of a host served over HTTPS, whose only route redirects."""
+    return f"{key}-http"
+
+
 def gateway_spec(p: Plan) -> dict[str, Any]:
-    """The Gateway: one listener per enabled target's host, as a plain dict.
+    """The Gateway: listeners per enabled target's host, as a plain dict.
 
     A listener per host (not one wildcard listener) because cert-manager's Gateway support
     issues a certificate per listener hostname. Only the targets' namespaces may attach routes.
+    With TLS each host also gets a plain-HTTP listener whose route redirects to https (and
+    where cert-manager's HTTP-01 solver attaches its own, more specific, route).
     """
     https = p.scheme == "https"
     listeners = []
     for key in sorted(p.enabled):
+        allowed = {
+            "namespaces": {
+                "from": "Selector",
+                "selector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": p.targets[key].namespace}
+                },
+            }
+        }
         listener: dict[str, Any] = {
             "name": key,
             "hostname": p.host(key),
-            "port": 443 if https else 80,
+            "port": HTTPS_PORT if https else HTTP_PORT,
             "protocol": "HTTPS" if https else "HTTP",
-            "allowedRoutes": {
-                "namespaces": {
-                    "from": "Selector",
-                    "selector": {
-                        "matchLabels": {"kubernetes.io/metadata.name": p.targets[key].namespace}
-                    },
-                }
-            },
+            "allowedRoutes": allowed,
         }
         if https:
             listener["tls"] = {
@@ -279,6 +291,16 @@ def gateway_spec(p: Plan) -> dict[str, Any]:
                 "certificateRefs": [{"kind": "Secret", "name": tls_secret_name(p, key)}],
             }
         listeners.append(listener)
+        if https:
+            listeners.append(
+                {
+                    "name": redirect_listener(key),
+                    "hostname": p.host(key),
+                    "port": HTTP_PORT,
+                    "protocol": "HTTP",
+                    "allowedRoutes": allowed,
+                }
+            )
     annotations: dict[str, str] = {}
     if p.cluster_issuer:
         annotations["cert-manager.io/cluster-issuer"] = p.cluster_issuer
@@ -295,16 +317,13 @@ def gateway_spec(p: Plan) -> dict[str, Any]:
     }
 
 
-def http_route_spec(p: Plan, key: str) -> dict[str, Any]:
-    """The HTTPRoute for one target, beside its Service (no ReferenceGrant needed), bound to
-    that target's listener, as a plain dict."""
-    t = p.targets[key]
+def _route(p: Plan, key: str, name: str, section: str, rule: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
         "metadata": {
-            "name": f"meshstack-{key}",
-            "namespace": t.namespace,
+            "name": name,
+            "namespace": p.targets[key].namespace,
             "labels": dict(common.MANAGED_BY),
         },
         "spec": {
@@ -314,13 +333,35 @@ def http_route_spec(p: Plan, key: str) -> dict[str, Any]:
                     "kind": "Gateway",
                     "name": GATEWAY_NAME,
                     "namespace": p.gateway_namespace,
-                    "sectionName": key,
+                    "sectionName": section,
                 }
             ],
             "hostnames": [p.host(key)],
-            "rules": [{"backendRefs": [{"name": t.service, "port": t.port}]}],
+            "rules": [rule],
         },
     }
+
+
+def http_route_spec(p: Plan, key: str) -> dict[str, Any]:
+    """The HTTPRoute for one target, beside its Service (no ReferenceGrant needed), bound to
+    that target's listener, as a plain dict."""
+    t = p.targets[key]
+    return _route(
+        p, key, f"meshstack-{key}", key, {"backendRefs": [{"name": t.service, "port": t.port}]}
+    )
+
+
+def redirect_route_spec(p: Plan, key: str) -> dict[str, Any]:
+    """With TLS: the route on the host's plain-HTTP listener, a permanent redirect to the same
+    host and path over https (no backend: Envoy answers it)."""
+    redirect = {"scheme": "https", "port": HTTPS_PORT, "statusCode": 301}
+    return _route(
+        p,
+        key,
+        f"meshstack-{key}-redirect",
+        redirect_listener(key),
+        {"filters": [{"type": "RequestRedirect", "requestRedirect": redirect}]},
+    )
 
 
 def service_spec(p: Plan, key: str) -> dict[str, Any]:
@@ -409,19 +450,22 @@ class Exposure(pulumi.ComponentResource):
                 )
                 urls[key] = p.url(key)
             elif p.mode == "gateway":
-                obj = http_route_spec(p, key)
-                k8s.apiextensions.CustomResource(
-                    f"{name}-{key}-route",
-                    api_version=obj["apiVersion"],
-                    kind=obj["kind"],
-                    metadata={**obj["metadata"], "namespace": args.namespaces[key]},
-                    spec=obj["spec"],
-                    # A route whose parent is missing is only reported in its status; created
-                    # after the Gateway, it is accepted on the first reconcile.
-                    opts=pulumi.ResourceOptions(
-                        parent=self, depends_on=[gateway] if gateway else []
-                    ),
-                )
+                routes = {"route": http_route_spec(p, key)}
+                if p.scheme == "https":
+                    routes["redirect"] = redirect_route_spec(p, key)
+                for role, obj in routes.items():
+                    k8s.apiextensions.CustomResource(
+                        f"{name}-{key}-{role}",
+                        api_version=obj["apiVersion"],
+                        kind=obj["kind"],
+                        metadata={**obj["metadata"], "namespace": args.namespaces[key]},
+                        spec=obj["spec"],
+                        # A route whose parent is missing is only reported in its status;
+                        # created after the Gateway, it is accepted on the first reconcile.
+                        opts=pulumi.ResourceOptions(
+                            parent=self, depends_on=[gateway] if gateway else []
+                        ),
+                    )
                 urls[key] = p.url(key)
             else:
                 obj = service_spec(p, key)

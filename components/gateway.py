@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import common, sizing, versions
+from components import exposure as exp
 
 # The release name Envoy Gateway's docs install with (`helm install eg`); the chart names its
 # certificate Job's objects after it.
@@ -144,7 +145,11 @@ def envoy_security_context() -> dict[str, Any]:
     }
 
 
-def envoy_proxy_spec(profile: str) -> dict[str, Any]:
+# dev: the node port of each Gateway listener port (kind.yaml maps them to the host's).
+NODE_PORTS = {exp.HTTP_PORT: 30800, exp.HTTPS_PORT: 30443}
+
+
+def envoy_proxy_spec(profile: str, tls: bool = False) -> dict[str, Any]:
     """The EnvoyProxy the GatewayClass points at: what makes Envoy a well-behaved mesh member.
 
     - `linkerd.io/inject: enabled` on the Envoy pods: Linkerd gives them an identity (their
@@ -152,8 +157,9 @@ def envoy_proxy_spec(profile: str) -> dict[str, Any]:
     - `routingType: Service`: Envoy dials the Service's ClusterIP, not pod IPs (Envoy Gateway's
       default), so Linkerd sees a Service and applies its policy and load balancing (Linkerd
       "Ingress" docs). Headless Services cannot be routed to this way; the UIs have none.
-    - dev: a NodePort Service (kind has no load balancer); prod: two Envoy replicas behind a
-      LoadBalancer (Envoy Gateway's default type).
+    - dev: a NodePort Service on fixed ports (kind has no load balancer); prod: two Envoy
+      replicas behind a LoadBalancer (Envoy Gateway's default type). `tls`: the Gateway
+      listens on 443 as well as 80.
     """
     kubernetes: dict[str, Any] = {
         "envoyDeployment": {
@@ -174,7 +180,24 @@ def envoy_proxy_spec(profile: str) -> dict[str, Any]:
     if profile == "prod":
         kubernetes["envoyDeployment"]["replicas"] = 2
     else:
-        kubernetes["envoyService"] = {"type": "NodePort"}
+        # Fixed node ports, so kind.yaml can map them to the host's 80 and 443: the URLs the
+        # stack exports then work as they are on a laptop (`exposure.domain: localhost`). The
+        # Service Envoy Gateway makes has one port per listener port; the patch merges into
+        # those by `port` and may only name ports the Gateway really listens on.
+        listening = (exp.HTTP_PORT, exp.HTTPS_PORT) if tls else (exp.HTTP_PORT,)
+        kubernetes["envoyService"] = {
+            "type": "NodePort",
+            "patch": {
+                "type": "StrategicMerge",
+                "value": {
+                    "spec": {
+                        "ports": [
+                            {"port": port, "nodePort": NODE_PORTS[port]} for port in listening
+                        ]
+                    }
+                },
+            },
+        }
     return {
         "routingType": "Service",
         "provider": {"type": "Kubernetes", "kubernetes": kubernetes},
@@ -207,6 +230,9 @@ class EnvoyGatewayArgs:
     """Default: dev (one Envoy replica, NodePort); prod: two replicas, LoadBalancer."""
     cluster_domain: str = "cluster.local"
     """Default: cluster.local; the names in the control plane's certificates use it."""
+    tls: bool = False
+    """The Gateway's listeners serve HTTPS on 443 (and redirect from 80). Default: false, HTTP
+    on 80 only."""
     cni: bool = False
     """Linkerd's CNI plugin is installed (`linkerd.cni`): the meshed Envoy pods then need
     nothing from the host and the namespace enforces `restricted`. Default: false (`privileged`,
@@ -280,7 +306,7 @@ class EnvoyGateway(pulumi.ComponentResource):
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="EnvoyProxy",
             metadata={"name": ENVOY_PROXY, "namespace": ns.metadata.name},
-            spec=envoy_proxy_spec(args.profile),
+            spec=envoy_proxy_spec(args.profile, args.tls),
             # Its kind is one of the CRDs installed before the control plane.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import pytest
+import yaml
 
-from components import exposure
+from components import exposure, gateway
 from tests.graph import Graph, run_program
 
 INGRESS = {
@@ -164,13 +166,54 @@ def test_exposure_waits_for_the_target_namespace_but_not_the_charts_in_it(
 
 
 def test_nodeports_match_the_kind_port_mappings() -> None:
-    import yaml
-
     from tests.graph import ROOT
 
     kind = yaml.safe_load((ROOT / "kind.yaml").read_text())
     mapped = {m["containerPort"] for m in kind["nodes"][0]["extraPortMappings"]}
-    assert mapped == {t.node_port for t in exposure.TARGETS.values()}
+    assert mapped == {t.node_port for t in exposure.TARGETS.values()} | set(
+        gateway.NODE_PORTS.values()
+    )
+
+
+def _kind_host_ports() -> dict[int, int]:
+    from tests.graph import ROOT
+
+    kind = yaml.safe_load((ROOT / "kind.yaml").read_text())
+    return {m["containerPort"]: m["hostPort"] for m in kind["nodes"][0]["extraPortMappings"]}
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_on_kind_the_gateway_urls_reach_envoy_through_the_hosts_own_port(tls: bool) -> None:
+    """The URL users open (no port: the scheme's) → the kind host port → the node port the
+    EnvoyProxy gives the Service Envoy Gateway makes → a port the Gateway really listens on
+    with that scheme."""
+    cfg = {
+        "mode": "gateway",
+        "gatewayClass": "meshstack",
+        "installEnvoyGateway": True,
+        "domain": "localhost",
+        **({"tlsSecret": "localhost-tls"} if tls else {}),
+    }
+    g = run_program("dev", {"exposure": cfg})
+    assert g.error is None, g.error
+    (proxy,) = g.of_type("kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    service = proxy.inputs["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service["type"] == "NodePort"
+    assert service["patch"]["type"] == "StrategicMerge"
+    node_ports = {p["port"]: p["nodePort"] for p in service["patch"]["value"]["spec"]["ports"]}
+    (gw,) = g.of_type(GATEWAY_TYPE)
+    listening = {(li["port"], li["protocol"]) for li in gw.inputs["spec"]["listeners"]}
+    # The patch names only ports the Service has (one per listener port), or it adds a port.
+    assert set(node_ports) == {port for port, _ in listening}
+    host_ports = _kind_host_ports()
+    for url in g.outputs["urls"].values():
+        parts = urllib.parse.urlsplit(url)
+        assert parts.port is None and parts.hostname.endswith(".localhost"), url
+        default = {"http": 80, "https": 443}[parts.scheme]
+        (listener_port,) = [
+            port for port, node in node_ports.items() if host_ports.get(node) == default
+        ]
+        assert (listener_port, parts.scheme.upper()) in listening, url
 
 
 # --- Gateway mode ----------------------------------------------------------------------------
@@ -190,8 +233,31 @@ def test_gateway_mode_routes_each_host_through_its_own_listener_to_the_service_a
     assert gateway.inputs["metadata"]["namespace"] == gw_ns
     assert gateway.inputs["spec"]["gatewayClassName"] == settings["gatewayClass"]
     listeners = {li["name"]: li for li in gateway.inputs["spec"]["listeners"]}
-    routes = g.of_type(HTTP_ROUTE)
-    assert len(routes) == 4 and set(listeners) == FOUR
+    every_route = g.of_type(HTTP_ROUTE)
+    redirects = [r for r in every_route if r.inputs["metadata"]["name"].endswith("-redirect")]
+    routes = [r for r in every_route if r not in redirects]
+    # TLS: each host also has a plain-HTTP listener, whose one route redirects to https.
+    assert len(routes) == 4 and set(listeners) == FOUR | {f"{k}-http" for k in FOUR}
+    assert len(redirects) == 4
+    for redirect in redirects:
+        key = redirect.inputs["metadata"]["name"].removeprefix("meshstack-")
+        key = key.removesuffix("-redirect")
+        spec = redirect.inputs["spec"]
+        (parent,) = spec["parentRefs"]
+        plain_http = listeners[parent["sectionName"]]
+        assert (plain_http["protocol"], plain_http["port"]) == ("HTTP", 80)
+        assert plain_http["hostname"] == listeners[key]["hostname"] == spec["hostnames"][0]
+        assert plain_http["allowedRoutes"] == listeners[key]["allowedRoutes"]
+        assert redirect.inputs["metadata"]["namespace"] == SIGNED_IN[key].namespace
+        (rule,) = spec["rules"]
+        assert "backendRefs" not in rule
+        assert rule["filters"] == [
+            {
+                "type": "RequestRedirect",
+                "requestRedirect": {"scheme": "https", "port": 443, "statusCode": 301},
+            }
+        ]
+        assert g.waits_for(redirect, gateway), redirect.urn
     for route in routes:
         key = route.inputs["metadata"]["name"].removeprefix("meshstack-")
         t = SIGNED_IN[key]
@@ -306,7 +372,8 @@ def test_prod_reaches_the_uis_through_the_envoy_gateway_it_installs() -> None:
     g = run_program("prod")
     assert g.error is None, g.error
     assert "eg" in g.charts()
-    assert len(g.of_type(HTTP_ROUTE)) == len(g.outputs["urls"]) > 0
+    # One route per URL, and (TLS) one redirect from http per URL.
+    assert len(g.of_type(HTTP_ROUTE)) == 2 * len(g.outputs["urls"]) > 0
     assert g.outputs["urls"]["dashboard"] == "https://linkerd.mesh.example.com"
     (proxy,) = g.of_type("kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
     assert proxy.inputs["spec"]["provider"]["kubernetes"]["envoyDeployment"]["replicas"] == 2

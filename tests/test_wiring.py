@@ -948,7 +948,8 @@ def _published(s: Stack) -> list[tuple[str, Arrival]]:
                     out.append(("ingress", a))
     for route in routes:
         for rule in route["spec"]["rules"]:
-            for ref in rule["backendRefs"]:
+            # A redirect rule has no backend: Envoy answers it.
+            for ref in rule.get("backendRefs") or []:
                 # A backendRef is a Service in the route's namespace unless it says otherwise.
                 assert ref.get("kind", "Service") == "Service", ref
                 arrivals = resolve(s, ref["name"], ref.get("namespace", ns_of(route)), ref["port"])
@@ -1011,7 +1012,8 @@ def _published_targets(s: Stack) -> list[tuple[str, str, Arrival]]:
     for route in of_kind(s, "HTTPRoute"):
         key = route["metadata"]["name"].removeprefix("meshstack-")
         for rule in route["spec"]["rules"]:
-            for ref in rule["backendRefs"]:
+            # A redirect rule has no backend: Envoy answers it.
+            for ref in rule.get("backendRefs") or []:
                 namespace = ref.get("namespace", ns_of(route))
                 for a in resolve(s, ref["name"], namespace, ref["port"]):
                     out.append((key, "gateway", a))
