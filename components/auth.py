@@ -24,6 +24,7 @@ makes; nothing is generated inside the chart (`config.existingSecret`).
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,7 +172,10 @@ def proxy_values(
             "scope": "openid email profile groups" if o.allowed_groups else "openid email profile",
         }
         if external_url:
-            args["redirect-url"] = f"{external_url}/oauth2/callback"
+            # oauth2-proxy's own endpoints are at the root of the host, whatever path the UI
+            # is opened at (Jaeger's `/jaeger/`).
+            origin = urllib.parse.urlsplit(external_url)
+            args["redirect-url"] = f"{origin.scheme}://{origin.netloc}/oauth2/callback"
     values: dict[str, Any] = {
         "config": {
             "existingSecret": CREDENTIALS_SECRET,

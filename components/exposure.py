@@ -40,6 +40,8 @@ class Target:
     selector: dict[str, str]
     """Pod labels of the chart's workload (for the extra LoadBalancer/NodePort Service)."""
     target_port: int | str
+    path: str = ""
+    """The path users open under the root (the URL's path). Default: the root itself."""
 
 
 # Names, ports and pod labels come from the modules that create the Services (their chart
@@ -81,6 +83,7 @@ TARGETS: dict[str, Target] = {
             "app.kubernetes.io/instance": tracing.JAEGER_RELEASE,
         },
         target_port=tracing.JAEGER_QUERY_PORT,
+        path=f"{tracing.JAEGER_BASE_PATH}/",
     ),
     "app": Target(
         emojivoto.NAMESPACE,
@@ -149,11 +152,11 @@ class Plan:
             return ""
         t = self.targets[key]
         if self.mode == "port-forward":
-            return f"http://localhost:{t.local_port}"
+            return f"http://localhost:{t.local_port}{t.path}"
         if self.mode == "nodePort":
-            return f"http://localhost:{t.node_port}"
+            return f"http://localhost:{t.node_port}{t.path}"
         if self.mode in ("ingress", "gateway"):
-            return f"{self.scheme}://{self.host(key)}"
+            return f"{self.scheme}://{self.host(key)}{t.path}"
         return ""
 
     def port_forward_command(self, key: str) -> str:
@@ -491,7 +494,7 @@ def _lb_url(svc: k8s.core.v1.Service, t: Target) -> pulumi.Output[str]:
         if not ingress:
             return ""
         address = ingress[0].get("hostname") or ingress[0].get("ip") or ""
-        return f"http://{address}:{t.port}" if address else ""
+        return f"http://{address}:{t.port}{t.path}" if address else ""
 
     return svc.status.apply(lambda s: pick(_as_dict(s)))
 

@@ -83,6 +83,11 @@ JAEGER_SERVICE = JAEGER_FULLNAME
 JAEGER_OTLP_GRPC_PORT = 4317
 JAEGER_OTLP_HTTP_PORT = 4318
 JAEGER_QUERY_PORT = 16686
+# The query API and UI are served under this path, not `/`: viz's dashboard proxies its trace
+# links (`/jaeger/search?...`) to Jaeger keeping the prefix (linkerd2 web/srv/server.go), as
+# Linkerd's own Jaeger extension served it (`--query.base-path=/jaeger`). Grafana's datasource
+# and the URL users open carry it too.
+JAEGER_BASE_PATH = "/jaeger"
 JAEGER_QUERY_GRPC_PORT = 16685
 # The chart's liveness and readiness probes GET /status on this port (hard-coded).
 JAEGER_HEALTH_PORT = 13133
@@ -144,7 +149,8 @@ class TracingAddresses:
     collector_service_account: str
     """The ServiceAccount the collector pods run as: Linkerd's `meshIdentity`."""
     jaeger_query: str
-    """Jaeger's query API and UI in-cluster, as a URL (Grafana's datasource)."""
+    """Jaeger's query API and UI in-cluster, as a URL with its base path (Grafana's
+    datasource)."""
     jaeger_query_host: str
     """The same as `host:port`, the form viz's `jaegerUrl` takes (its proxy sets the URL host)."""
     jaeger_otlp_grpc: str
@@ -161,7 +167,7 @@ def addresses(cluster_domain: str) -> TracingAddresses:
         otlp_http=f"http://{collector}:{OTLP_HTTP_PORT}",
         opencensus=f"{collector}:{OPENCENSUS_PORT}",
         collector_service_account=COLLECTOR_SERVICE_ACCOUNT,
-        jaeger_query=f"http://{jaeger}:{JAEGER_QUERY_PORT}",
+        jaeger_query=f"http://{jaeger}:{JAEGER_QUERY_PORT}{JAEGER_BASE_PATH}",
         jaeger_query_host=f"{jaeger}:{JAEGER_QUERY_PORT}",
         jaeger_otlp_grpc=f"{jaeger}:{JAEGER_OTLP_GRPC_PORT}",
     )
@@ -509,6 +515,7 @@ def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dic
                 "http": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_HEALTH_PORT}"},
             },
             "jaeger_query": {
+                "base_path": JAEGER_BASE_PATH,
                 "storage": {"traces": JAEGER_STORE},
                 "http": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_QUERY_PORT}"},
                 "grpc": {"endpoint": f"{ALL_INTERFACES}:{JAEGER_QUERY_GRPC_PORT}"},

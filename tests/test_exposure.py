@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import exposure, gateway
+from components import exposure, gateway, tracing
 from tests.graph import Graph, run_program
 
 INGRESS = {
@@ -73,7 +73,7 @@ def test_port_forward_commands_target_the_service_and_port(modes: dict[str, Grap
         assert commands[key] == (
             f"kubectl -n {t.namespace} port-forward svc/{t.service} {t.local_port}:{t.port}"
         )
-        assert urls[key] == f"http://localhost:{t.local_port}"
+        assert urls[key] == f"http://localhost:{t.local_port}{t.path}"
     assert modes["port-forward"].of_type("kubernetes:networking.k8s.io/v1:Ingress") == []
 
 
@@ -93,7 +93,9 @@ def test_ingress_routes_each_host_to_the_service_and_port(modes: dict[str, Graph
         assert ing.inputs["spec"]["tls"][0]["hosts"] == [rule["host"]]
     for key, t in SIGNED_IN.items():
         assert by_host[f"{t.host_prefix}.mesh.example.com"] == (t.namespace, t.service, t.port)
-        assert modes["ingress"].outputs["urls"][key] == f"https://{t.host_prefix}.mesh.example.com"
+        assert modes["ingress"].outputs["urls"][key] == (
+            f"https://{t.host_prefix}.mesh.example.com{t.path}"
+        )
 
 
 def test_ingress_host_passes_the_dashboard_host_check(modes: dict[str, Graph]) -> None:
@@ -129,13 +131,18 @@ def test_service_modes_select_the_chart_pods_on_the_target_port(
         assert spec["type"] == ("NodePort" if mode == "nodePort" else "LoadBalancer")
         if mode == "nodePort":
             assert spec["ports"][0]["nodePort"] == t.node_port
-            assert modes[mode].outputs["urls"][key] == f"http://localhost:{t.node_port}"
+            assert modes[mode].outputs["urls"][key] == f"http://localhost:{t.node_port}{t.path}"
+
+
+def test_jaeger_is_opened_at_the_base_path_it_serves_under_and_the_rest_at_the_root() -> None:
+    assert exposure.TARGETS["jaeger"].path == tracing.JAEGER_BASE_PATH + "/"
+    assert {t.path for k, t in exposure.TARGETS.items() if k != "jaeger"} == {""}
 
 
 def test_load_balancer_urls_come_from_the_service_status(modes: dict[str, Graph]) -> None:
     urls = modes["loadBalancer"].outputs["urls"]
     for key, t in SIGNED_IN.items():
-        assert urls[key] == f"http://203.0.113.10:{t.port}"
+        assert urls[key] == f"http://203.0.113.10:{t.port}{t.path}"
 
 
 @pytest.mark.parametrize("mode", ["ingress", "nodePort"])
@@ -287,7 +294,7 @@ def test_gateway_mode_routes_each_host_through_its_own_listener_to_the_service_a
         }
         secret = settings.get("tlsSecret") or f"{t.host_prefix}-tls"
         assert listener["tls"]["certificateRefs"] == [{"kind": "Secret", "name": secret}]
-        assert g.outputs["urls"][key] == f"https://{host}"
+        assert g.outputs["urls"][key] == f"https://{host}{t.path}"
         assert g.waits_for(route, gateway), route.urn
     annotations = gateway.inputs["metadata"].get("annotations") or {}
     assert annotations.get("cert-manager.io/cluster-issuer") == settings.get("clusterIssuer")

@@ -76,7 +76,7 @@ def test_the_addresses_derive_from_the_release_and_fullname() -> None:
         otlp_http="http://otel-collector.tracing.svc.cluster.local:4318",
         opencensus="otel-collector.tracing.svc.cluster.local:55678",
         collector_service_account="otel-collector",
-        jaeger_query="http://jaeger.tracing.svc.cluster.local:16686",
+        jaeger_query="http://jaeger.tracing.svc.cluster.local:16686/jaeger",
         jaeger_query_host="jaeger.tracing.svc.cluster.local:16686",
         jaeger_otlp_grpc="jaeger.tracing.svc.cluster.local:4317",
     )
@@ -85,7 +85,7 @@ def test_the_addresses_derive_from_the_release_and_fullname() -> None:
 def test_the_addresses_follow_the_cluster_domain() -> None:
     at = tracing.addresses("mesh.example")
     assert at.otlp_grpc == "otel-collector.tracing.svc.mesh.example:4317"
-    assert at.jaeger_query == "http://jaeger.tracing.svc.mesh.example:16686"
+    assert at.jaeger_query == "http://jaeger.tracing.svc.mesh.example:16686/jaeger"
     assert at.collector_service_account == "otel-collector"
 
 

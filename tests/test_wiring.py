@@ -402,6 +402,28 @@ def test_grafanas_datasources_reach_prometheus_lokis_query_api_and_jaeger_query(
         assert served(s, ds["jaeger"]["url"]) == {"jaeger_query/http"}
 
 
+def test_jaeger_serves_under_the_path_every_client_of_its_query_port_asks_for(s: Stack) -> None:
+    """viz's dashboard proxies its trace links (`/jaeger/search?...`) to Jaeger keeping the
+    prefix (linkerd2 web/srv/server.go: `/jaeger/*`), Grafana appends `/api/...` to its
+    datasource URL, and users open the exported URL: each must be under the base path the
+    Jaeger pod's own configuration serves at."""
+    if not s.graph.config.get("enableTracing", True):
+        return
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger"]
+    (c,) = w.containers()
+    text = next(
+        (t for key in ("user-config.yaml", "config.yaml") if (t := mounted_config(s, w, c, key))),
+        "",
+    )
+    query = (yaml.safe_load(text) or {})["extensions"]["jaeger_query"]
+    base = query.get("base_path", "/")
+    assert base == "/jaeger", "viz's trace links arrive at /jaeger/..."
+    assert urllib.parse.urlsplit(datasources(s)["jaeger"]["url"]).path.rstrip("/") == base
+    url = s.graph.outputs["urls"].get("jaeger")
+    if url:
+        assert urllib.parse.urlsplit(url).path.startswith(f"{base}/"), url
+
+
 def test_viz_reaches_prometheus_and_links_to_jaeger_query_and_grafana(s: Stack) -> None:
     external = s.graph.config.get("linkerd", {}).get("prometheusUrl", "")
     url = rendered_arg(s, "linkerd-viz", "metrics-api", "-prometheus-url")

@@ -293,7 +293,10 @@ def test_the_control_plane_is_ready_and_the_app_is_meshed(outputs: dict[str, Any
 
 
 def test_jaeger_holds_traces_from_the_app_and_the_proxies(outputs: dict[str, Any]) -> None:
-    with port_forward(outputs["namespaces"]["tracing"], "jaeger", 16686) as jaeger:
+    # Jaeger serves under the path the exported URL carries (`/jaeger/`), the API included.
+    base = urllib.parse.urlsplit(outputs["urls"]["jaeger"]).path.rstrip("/")
+    with port_forward(outputs["namespaces"]["tracing"], "jaeger", 16686) as root:
+        jaeger = f"{root}{base}"
 
         def both_kinds_of_service() -> set[str]:
             services = set(get_json(f"{jaeger}/api/services")["data"] or [])
