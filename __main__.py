@@ -167,6 +167,9 @@ viz = Viz(
         control_plane=mesh.control_plane,
         external_host=plan.host("dashboard"),
         allow_ip_hosts=settings.exposure.mode in ("loadBalancer", "nodePort"),
+        # A load balancer's address may be a name assigned at creation (AWS): the exported URL
+        # carries it, so the check admits names, behind sign-in only.
+        allow_any_host=settings.exposure.mode == "loadBalancer" and settings.auth.enabled,
         prometheus_url=settings.linkerd.prometheus_url,
         grafana_external_url=plan.url("grafana") if settings.grafana.enabled else "",
         jaeger_url=tracing_at.jaeger_query_host if tracing_at else "",

@@ -25,6 +25,10 @@ VIZ_WEBHOOKS = {"tap": ("tap", "tap"), "tap-injector": ("tapInjector", "tap-inje
 # IP literals: a DNS-rebinding attack needs a DNS name, so allowing addresses keeps the
 # protection while letting a LoadBalancer or NodePort address through.
 _IP_LITERAL = r"(\d{1,3}\.){3}\d{1,3}"
+# Any DNS name: for a load balancer whose address is a name the cloud assigns at creation (AWS),
+# unknown when the chart is rendered. Only behind sign-in: a rebinding page cannot carry the
+# sign-in cookie of the real host, so the check has nothing left to protect there.
+_DNS_NAME = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
 
 
 def webhooks() -> list[Webhook]:
@@ -36,7 +40,9 @@ def _literal(host: str) -> str:
     return host.replace(".", r"\.")
 
 
-def enforced_host_regexp(external_host: str, allow_ip: bool, cluster_domain: str) -> str:
+def enforced_host_regexp(
+    external_host: str, allow_ip: bool, cluster_domain: str, allow_names: bool = False
+) -> str:
     """The dashboard's Host-header check, widened to the host users reach it by.
 
     The hosts viz's `web.yaml` answers by default, with its Service name in this cluster's
@@ -53,6 +59,8 @@ def enforced_host_regexp(external_host: str, allow_ip: bool, cluster_domain: str
         hosts.append(_literal(external_host))
     if allow_ip:
         hosts.append(_IP_LITERAL)
+    if allow_names:
+        hosts.append(_DNS_NAME)
     return rf"^({'|'.join(hosts)})(:\d+)?$"
 
 
@@ -139,6 +147,9 @@ class VizArgs:
     """The host users reach the dashboard by (ingress). Default: none, localhost only."""
     allow_ip_hosts: bool = False
     """Let the dashboard answer on an IP address (loadBalancer/nodePort). Default: false."""
+    allow_any_host: bool = False
+    """Let the dashboard answer on any DNS name: a load balancer's assigned name, behind
+    sign-in only. Default: false."""
     prometheus_url: str = ""
     """External Prometheus. Default: viz's own."""
     grafana_external_url: str = ""
@@ -189,7 +200,12 @@ class Viz(pulumi.ComponentResource):
                 args.profile,
                 args.cluster_domain,
                 args.webhook_certs,
-                enforced_host_regexp(args.external_host, args.allow_ip_hosts, args.cluster_domain),
+                enforced_host_regexp(
+                    args.external_host,
+                    args.allow_ip_hosts,
+                    args.cluster_domain,
+                    args.allow_any_host,
+                ),
                 args.prometheus_url,
                 args.grafana_external_url,
                 args.jaeger_url,

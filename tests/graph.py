@@ -325,6 +325,8 @@ class StatefulMocks(mocks.Mocks):
             self.state[key] = {**inputs, **self._outputs(args.typ, args.name, inputs)}
         return f"{args.name}_id", self.state[key]
 
+    load_balancer: dict[str, str] = {"ip": "203.0.113.10"}
+    """What a LoadBalancer Service's status reports (`ip`, or `hostname` as on AWS)."""
     previous: dict[str, Any] = {}
     """The outputs the engine's `readStackOutputs` answers: the stack's last update. Empty, as
     for a stack never updated, unless a test sets it to simulate a later `pulumi up`."""
@@ -396,7 +398,7 @@ class StatefulMocks(mocks.Mocks):
         if typ == "kubernetes:core/v1:Service":
             spec = inputs.get("spec") or {}
             if spec.get("type") == "LoadBalancer":
-                return {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}}
+                return {"status": {"loadBalancer": {"ingress": [dict(self.load_balancer)]}}}
         return {}
 
 

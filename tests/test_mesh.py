@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import runpy
+import urllib.parse
 from typing import Any
 
 import pulumi
@@ -9,7 +12,7 @@ import pytest
 
 from components import common, mesh, versions, viz
 from components.identity import WebhookCert
-from tests.graph import Graph, leaves, run_program
+from tests.graph import ROOT, Graph, StatefulMocks, leaves, record, run_program, stack_config
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 
@@ -155,13 +158,42 @@ def test_viz_tap_webhooks_get_fixed_certificates() -> None:
 def test_dashboard_host_check_admits_exactly_the_exposed_host(
     host: str, allow_ip: bool, accepted: list[str], rejected: list[str]
 ) -> None:
-    import re
-
     pattern = re.compile(viz.enforced_host_regexp(host, allow_ip, "cluster.local"))
     for h in accepted:
         assert pattern.match(h), h
     for h in rejected:
         assert not pattern.match(h), h
+
+
+def test_a_load_balancer_url_with_a_host_name_is_one_the_dashboard_answers() -> None:
+    """AWS load balancers get a DNS name, not an IP; the exported URL carries it, and viz's
+    host check must admit it (loadBalancer is prod-only, so always behind sign-in)."""
+    name = "a1b2c3-123456789.us-east-1.elb.amazonaws.com"
+    engine = StatefulMocks()
+    engine.load_balancer = {"hostname": name}
+    # Its own memory: the shared one would hand this status to later runs' Services.
+    engine.state = {}
+    g = record(
+        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
+        stack="prod",
+        config=stack_config("prod", {"exposure": {"mode": "loadBalancer"}}),
+        engine=engine,
+    )
+    assert g.error is None, g.error
+    url = g.outputs["urls"]["dashboard"]
+    host = urllib.parse.urlsplit(url).netloc
+    assert host.startswith(f"{name}:"), url
+    (chart,) = [c for c in g.charts().values() if c.inputs["chart"].endswith("linkerd-viz")]
+    pattern = re.compile(chart.inputs["values"]["dashboard"]["enforcedHostRegexp"])
+    assert pattern.match(host), (host, pattern.pattern)
+    assert not pattern.match("attacker.example.com/x") and not pattern.match("a b")
+
+
+@pytest.mark.parametrize("allow_names", [False, True])
+def test_only_sign_in_lets_the_host_check_admit_names_it_does_not_know(allow_names: bool) -> None:
+    pattern = re.compile(viz.enforced_host_regexp("", True, "cluster.local", allow_names))
+    assert bool(pattern.match("lb-1.elb.amazonaws.com:80")) is allow_names
+    assert pattern.match("203.0.113.10:80")
 
 
 def test_external_prometheus_turns_off_the_bundled_one() -> None:
