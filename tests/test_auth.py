@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 import jmespath
@@ -299,3 +300,18 @@ def test_a_group_claim_with_another_name_is_the_one_read() -> None:
     rule = grafana.sign_in_rule(parse(cfg, client_secret=CLIENT_SECRET).auth.oidc)
     assert jmespath.search(rule, {"cognito:groups": ["platform"]}) == grafana.OIDC_ROLE
     assert jmespath.search(rule, {"groups": ["platform"]}) != grafana.OIDC_ROLE
+
+
+def test_the_oidc_callback_is_at_the_root_of_the_host_users_open_each_ui_on(oidc: Graph) -> None:
+    """oauth2-proxy serves `/oauth2/*` at the host's root whatever path the UI is opened at
+    (Jaeger's `/jaeger/`), so the redirect registered with the provider is origin-only."""
+    checked = 0
+    for chart in oidc.charts().values():
+        if chart.inputs["chart"] != "oauth2-proxy":
+            continue
+        key = chart.inputs["name"].removeprefix("oauth2-proxy-")
+        url = urllib.parse.urlsplit(oidc.outputs["urls"][key])
+        callback = chart.inputs["values"]["extraArgs"]["redirect-url"]
+        assert callback == f"{url.scheme}://{url.netloc}/oauth2/callback", (key, callback)
+        checked += 1
+    assert checked == 2
