@@ -27,6 +27,8 @@ LINKERD_REPO = "https://helm.linkerd.io/edge"
 LINKERD_CRDS = ChartRef("linkerd-crds", LINKERD_VERSION, LINKERD_REPO)
 LINKERD_CONTROL_PLANE = ChartRef("linkerd-control-plane", LINKERD_VERSION, LINKERD_REPO)
 LINKERD_VIZ = ChartRef("linkerd-viz", LINKERD_VERSION, LINKERD_REPO)
+# With `enableMulticluster`: https://github.com/linkerd/linkerd2/tree/main/multicluster/charts
+LINKERD_MULTICLUSTER = ChartRef("linkerd-multicluster", LINKERD_VERSION, LINKERD_REPO)
 # With `linkerd.cni`: https://github.com/linkerd/linkerd2/tree/main/charts/linkerd2-cni
 LINKERD2_CNI = ChartRef("linkerd2-cni", LINKERD_VERSION, LINKERD_REPO)
 
