@@ -19,7 +19,7 @@ from cryptography import x509
 
 from components import config as cfg
 from components import multicluster as mcl
-from tests.graph import Graph, is_secret, run_program, run_trust
+from tests.graph import ROOT, Graph, is_secret, run_program, run_trust
 
 ORG = "organization"
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
@@ -557,3 +557,43 @@ def test_the_gateways_pause_container_gets_requests_and_limits_from_the_charts_t
     assert set(pause["resources"]) == {"requests", "limits"}
     other = {"kind": "Deployment", "metadata": {"name": "controller-west"}, "spec": {}}
     assert mcl.gateway_pause_resources(other) == other
+
+
+# --- Bring-up and bench --------------------------------------------------------------------
+
+
+def test_make_up_multicluster_runs_the_documented_bring_up_in_order() -> None:
+    from tests.test_make import dry_run
+
+    commands = dry_run("up-multicluster")
+    lines = commands.splitlines()
+
+    def first(text: str, after: int = -1) -> int:
+        return next(i for i, line in enumerate(lines) if text in line and i > after)
+
+    kind = first("kind create cluster --name $c --config kind-multicluster-$c.yaml")
+    trust = first("pulumi up --stack trust")
+    west1 = first("pulumi up --stack west")
+    east_link = first("'multicluster.links[0].stack' organization/meshstack/west")
+    east = first("pulumi up --stack east")
+    west_link = first("'multicluster.links[0].stack' organization/meshstack/east")
+    west2 = first("pulumi up --stack west", west1)
+    assert kind < trust < west1 < east_link < east < west_link < west2
+    # Both clusters on kind's one network, each with its own pod and Service CIDRs.
+    networks = []
+    for cluster in ("west", "east"):
+        config = yaml.safe_load((ROOT / f"kind-multicluster-{cluster}.yaml").read_text())
+        networks.append((config["networking"]["podSubnet"], config["networking"]["serviceSubnet"]))
+        assert f"multicluster.podCidr {config['networking']['podSubnet']}" in commands
+    (a_pod, a_svc), (b_pod, b_svc) = networks
+    assert len({a_pod, a_svc, b_pod, b_svc}) == 4
+
+
+def test_each_link_adds_one_controller_pod_with_its_proxy_to_the_footprint() -> None:
+    from bench.multicluster import footprint
+
+    one, two = footprint("dev", 1), footprint("dev", 2)
+    assert (two.pods - one.pods, two.containers - one.containers) == (1, 2)
+    assert two.cpu_request_m > one.cpu_request_m
+    # Every container counted has requests and limits (none is unbounded).
+    assert one.cpu_limit_m > 0 and one.memory_limit_b > 0
