@@ -597,3 +597,48 @@ def test_each_link_adds_one_controller_pod_with_its_proxy_to_the_footprint() -> 
     assert two.cpu_request_m > one.cpu_request_m
     # Every container counted has requests and limits (none is unbounded).
     assert one.cpu_limit_m > 0 and one.memory_limit_b > 0
+
+
+# --- The trust stack -----------------------------------------------------------------------
+
+
+def _anchors(graph: Graph) -> dict[str, Any]:
+    return {r.name: r for r in graph.of_type("tls:index/selfSignedCert:SelfSignedCert")}
+
+
+def test_the_trust_stack_rotates_through_two_slots_without_regenerating_an_anchor() -> None:
+    steady = up_trust()
+    assert set(_anchors(steady)) == {"anchor-a"}
+    assert _anchors(steady)["anchor-a"].options["protect"]
+    assert steady.outputs["nextTrustAnchorPem"] == ""
+    for key in ("trustAnchorKeyPem", "nextTrustAnchorKeyPem"):
+        assert is_secret(steady.raw_outputs[key]), key
+    rotating = up_trust({"next": "b"})
+    assert rotating.outputs["trustAnchorPem"] == steady.outputs["trustAnchorPem"]
+    new = rotating.outputs["nextTrustAnchorPem"]
+    assert new and new != steady.outputs["trustAnchorPem"]
+    promoted = up_trust({"current": "b", "retiring": "a"})
+    # The new anchor is the same certificate, now current; the old one leaves unprotected.
+    assert promoted.outputs["trustAnchorPem"] == new
+    anchors = _anchors(promoted)
+    assert anchors["anchor-b"].options["protect"]
+    assert not anchors["anchor-a"].options["protect"]
+    done = up_trust({"current": "b"})
+    assert set(_anchors(done)) == {"anchor-b"}
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"current": "c"}, "current"),
+        ({"next": "a"}, "next"),
+        ({"next": "b", "retiring": "b"}, "retiring"),
+    ],
+)
+def test_the_trust_stack_refuses_slots_that_would_replace_the_anchor_in_use(
+    config: dict[str, str], key: str
+) -> None:
+    graph = run_trust(config)
+    assert graph.error is not None
+    assert f"meshstack-trust:{key}:" in str(graph.error)
+    assert graph.resources == []
