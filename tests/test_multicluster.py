@@ -184,6 +184,10 @@ def test_a_rotation_moves_every_linked_cluster_through_bundle_before_any_signs_w
         west_i.get(ISSUER, "identity-issuer").state["certPem"].encode()
     )
     issuer.verify_directly_issued_by(x509.load_pem_x509_certificate(new.encode()))
+    # A cluster that trusts only the old anchor may not link to west, which signs with the new.
+    late = phase("east", "west", "none", {name_of("west"): west_i}, east)
+    assert late.error is not None and "multicluster.links[0].stack" in str(late.error)
+    assert late.resources == []
     # East, still signing with the old anchor, trusts both; west trusts both too.
     assert {a["sha256"] for a in east_b.outputs["identityRotation"]["anchors"]} == {
         a["sha256"] for a in west_i.outputs["identityRotation"]["anchors"]

@@ -83,3 +83,27 @@ def test_the_gateways_pause_container_is_sized_in_what_a_preview_registers(east:
         c for c in gateway["spec"]["template"]["spec"]["containers"] if c["name"] == "pause"
     ]
     assert set(pause["resources"]) == {"requests", "limits"}
+
+
+def test_the_prometheus_shared_with_peers_selects_vizs_prometheus_on_its_port(east: Stack) -> None:
+    (federate,) = [
+        r
+        for r in east.graph.of_type("kubernetes:core/v1:Service")
+        if r.inputs["metadata"]["name"] == mcl.FEDERATE_SERVICE
+    ]
+    selector = federate.inputs["spec"]["selector"]
+    (port,) = federate.inputs["spec"]["ports"]
+    pods = [
+        o
+        for _, o in east.objects()
+        if o["kind"] == "Deployment"
+        and o["metadata"].get("namespace") == federate.inputs["metadata"]["namespace"]
+        and selector.items() <= o["spec"]["template"]["metadata"]["labels"].items()
+    ]
+    assert [p["metadata"]["name"] for p in pods] == ["prometheus"]
+    served = {
+        int(cp["containerPort"])
+        for c in pods[0]["spec"]["template"]["spec"]["containers"]
+        for cp in c.get("ports") or []
+    }
+    assert int(port["targetPort"]) in served
