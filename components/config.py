@@ -1792,12 +1792,20 @@ def _multicluster(
             "enableMulticluster true`, or remove them"
         )
     if enabled:
-        _check_multicluster(r, m)
+        _check_multicluster(r, m, s.profile)
     return _trust_from_stack(r, replace(s, multicluster=m), peers)
 
 
-def _check_multicluster(r: _Reader, m: MulticlusterSettings) -> None:
+def _check_multicluster(r: _Reader, m: MulticlusterSettings, profile: str) -> None:
     p, g = "multicluster", "multicluster.gateway"
+    if profile == "dev" and m.gateway and m.gateway_service_type == "LoadBalancer":
+        # As exposure.mode: the dev profile opens no load balancer (the policy pack's rule too).
+        r.fail(
+            f"{g}.serviceType",
+            "LoadBalancer",
+            "the dev profile opens no load balancer; use NodePort with multicluster.gateway."
+            "address (kind), or set profile to prod",
+        )
     for key, value, example in (
         ("apiServerAddress", m.api_server_address, "https://west-control-plane:6443"),
         ("podCidr", m.pod_cidr, "10.10.0.0/16"),

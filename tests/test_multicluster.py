@@ -446,6 +446,7 @@ def test_pod_to_pod_between_clusters_whose_networks_overlap_is_refused() -> None
             "multicluster.placement[0].workload",
         ),
         ({"gateway": {"serviceType": "NodePort", "address": ""}}, "multicluster.gateway.address"),
+        ({"gateway": {"serviceType": "LoadBalancer"}}, "multicluster.gateway.serviceType"),
     ],
 )
 def test_bad_multicluster_settings_name_the_key(mc: dict[str, Any], key: str) -> None:
@@ -646,3 +647,23 @@ def test_the_trust_stack_refuses_slots_that_would_replace_the_anchor_in_use(
     assert graph.error is not None
     assert f"meshstack-trust:{key}:" in str(graph.error)
     assert graph.resources == []
+
+
+def test_a_load_balanced_gateway_exports_the_address_the_cluster_gave_it() -> None:
+    trust = up_trust()
+    mc = {**multicluster("west"), "gateway": {"serviceType": "LoadBalancer"}}
+    graph = run_program(
+        "prod",
+        {"enableMulticluster": True, "multicluster": mc},
+        peers={TRUST: trust},
+        as_stack="west",
+    )
+    assert graph.error is None, graph.error
+    read = graph.get(SERVICE, "multicluster-gateway-service")
+    assert read.options["read"]
+    # The mocks answer a read Service with the balancer's address, as the cluster would.
+    assert graph.outputs["multicluster"]["gateway"]["address"] == "203.0.113.20"
+    assert graph.outputs["multicluster"]["gateway"]["port"] == mcl.GATEWAY_PORT
+    values = graph.charts()["linkerd-multicluster"].inputs["values"]
+    assert values["gateway"]["serviceType"] == "LoadBalancer"
+    assert "nodePort" not in values["gateway"]
