@@ -45,6 +45,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy __main__.py components $(TYPED_EXTRAS)
 	$(BIN)/mypy examples/consumer/__main__.py
+	$(BIN)/mypy trust/__main__.py
 
 test: lint
 	$(BIN)/pytest
