@@ -26,6 +26,7 @@ help:
 	@echo "make bench    - write bench/results.md"
 	@echo "make contract - the chart suites alone (make test runs them too when the charts are at hand)"
 	@echo "make charts   - pull every pinned chart into CHARTS_OUT (default .charts) with helm"
+	@echo "make up-multicluster - two linked kind clusters (west, east), the trust stack and both stacks"
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy __main__.py components $(TYPED_EXTRAS)
 	$(BIN)/mypy examples/consumer/__main__.py
+	$(BIN)/mypy trust/__main__.py
 
 test: lint
 	$(BIN)/pytest
@@ -91,3 +93,55 @@ CHARTS_OUT ?= .charts
 .PHONY: charts
 charts: venv
 	$(BIN)/python -m tests.pull_charts $(CHARTS_OUT)
+
+# --- Two linked clusters on a laptop (README: Multicluster) ------------------------------------
+# Two kind clusters on kind's one Docker network with distinct CIDRs, the trust stack, then the
+# documented bring-up: west without links, east linked to west, west linked back. Each cluster's
+# gateway is a NodePort on its node's Docker address; API servers are reached by node name.
+MC_ORG ?= organization
+MC_MODE ?= gateway
+MC_CLUSTERS := west east
+MC_CIDRS_west := 10.10.0.0/16 10.11.0.0/16
+MC_CIDRS_east := 10.20.0.0/16 10.21.0.0/16
+.PHONY: up-multicluster down-multicluster
+
+define mc_config
+	pulumi config set --stack $(1) kubeContext kind-$(1)
+	pulumi config set --stack $(1) enableMulticluster true
+	pulumi config set --stack $(1) --path multicluster.clusterName $(1)
+	pulumi config set --stack $(1) --path multicluster.trustStack $(MC_ORG)/meshstack-trust/trust
+	pulumi config set --stack $(1) --path multicluster.apiServerAddress https://$(1)-control-plane:6443
+	pulumi config set --stack $(1) --path multicluster.podCidr $(word 1,$(MC_CIDRS_$(1)))
+	pulumi config set --stack $(1) --path multicluster.serviceCidr $(word 2,$(MC_CIDRS_$(1)))
+	pulumi config set --stack $(1) --path multicluster.gateway.serviceType NodePort
+	pulumi config set --stack $(1) --path multicluster.gateway.address \
+	  "$$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' $(1)-control-plane)"
+	pulumi config set --stack $(1) --path 'multicluster.placement[0].workload' voting
+	pulumi config set --stack $(1) --path 'multicluster.placement[0].cluster' west
+endef
+
+define mc_link
+	pulumi config set --stack $(1) --path 'multicluster.links[0].stack' $(MC_ORG)/meshstack/$(2)
+	pulumi config set --stack $(1) --path 'multicluster.links[0].mode' $(MC_MODE)
+endef
+
+up-multicluster: venv
+	@command -v kind >/dev/null || { echo "kind is not installed: https://kind.sigs.k8s.io"; exit 1; }
+	@command -v pulumi >/dev/null || { echo "pulumi is not installed: https://www.pulumi.com/docs/install/"; exit 1; }
+	@mkdir -p .pulumi-state
+	for c in $(MC_CLUSTERS); do \
+	  kind get clusters 2>/dev/null | grep -qx $$c || kind create cluster --name $$c --config kind-multicluster-$$c.yaml; \
+	done
+	cd trust && (pulumi stack select trust 2>/dev/null || pulumi stack init trust) && pulumi up --stack trust --yes
+	for c in $(MC_CLUSTERS); do pulumi stack select $$c 2>/dev/null || pulumi stack init $$c; done
+	$(call mc_config,west)
+	$(call mc_config,east)
+	pulumi up --stack west --yes
+	$(call mc_link,east,west)
+	pulumi up --stack east --yes
+	$(call mc_link,west,east)
+	pulumi up --stack west --yes
+
+down-multicluster: venv
+	for c in east west; do pulumi destroy --stack $$c --yes --exclude-protected; done
+	for c in $(MC_CLUSTERS); do kind delete cluster --name $$c; done

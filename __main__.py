@@ -23,8 +23,10 @@ from components import config as cfg
 from components import exposure as exp
 from components import grafana as grafana_module
 from components import lifecycle
+from components import viz as viz_module
 from components.auth import Auth, AuthArgs, ProtectedUi
 from components.auth import release as auth_release
+from components.emojivoto import NAMESPACE as EMOJIVOTO_NAMESPACE
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.external_issuer import ExternalIssuerArgs
 from components.gateway import EnvoyGateway, EnvoyGatewayArgs
@@ -33,6 +35,16 @@ from components.identity import Identity, IdentityArgs
 from components.logging import Logging, LoggingArgs
 from components.mesh import Mesh, MeshArgs, TracingHookup
 from components.mesh import webhooks as mesh_webhooks
+from components.multicluster import (
+    CREDENTIALS_OUTPUT,
+    MULTICLUSTER_OUTPUT,
+    Multicluster,
+    MulticlusterArgs,
+    PeerLink,
+    app_placement,
+    remote_callers,
+    remote_prometheus,
+)
 from components.onboarding import Onboarding, OnboardingArgs
 from components.tracing import Tracing, TracingArgs
 from components.tracing import addresses as tracing_addresses
@@ -53,11 +65,28 @@ _previous = pulumi.runtime.invoke(
     cfg.READ_STACK_OUTPUTS,
     {"name": f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"},
 ).value
+_raw = {k[len(_prefix) :]: v for k, v in _all.items() if k.startswith(_prefix)}
+
+
+def _outputs_of(stack: str) -> dict[str, object]:
+    """A peer stack's outputs (multicluster: the trust stack, linked clusters), read the same
+    way. A stack that does not exist yet reads as one without outputs: the config check then
+    says which `up` comes first, instead of the engine's bare "unknown stack"."""
+    try:
+        return cfg.previous_outputs(
+            pulumi.runtime.invoke(cfg.READ_STACK_OUTPUTS, {"name": stack}).value
+        )
+    except Exception:  # any failure to read means "not there yet"
+        return {}
+
+
+_peers = {stack: _outputs_of(stack) for stack in cfg.peer_stacks(_raw)}
 try:
     settings = cfg.parse_settings(
-        {k[len(_prefix) :]: v for k, v in _all.items() if k.startswith(_prefix)},
+        _raw,
         stack=pulumi.get_stack(),
         previous=cfg.previous_outputs(_previous),
+        peers=_peers,
         secret_keys=frozenset(
             k[len(_prefix) :]
             for k in _all
@@ -82,6 +111,10 @@ on_cluster = pulumi.ResourceOptions(provider=provider)
 
 # --- Identity and mesh -----------------------------------------------------------------------
 ident = settings.linkerd.identity
+mc = settings.multicluster
+# With a trust stack the anchor's key arrives through a StackReference, a secret output there
+# and so a secret here; the certificate (public) was read with the config, which checked it.
+trust = pulumi.StackReference("trust-stack", stack_name=mc.trust_stack) if mc.trust_stack else None
 identity = Identity(
     "identity",
     IdentityArgs(
@@ -90,14 +123,23 @@ identity = Identity(
         issuer_mode=ident.issuer,
         trust_anchor_pem=ident.trust_anchor_pem,
         trust_anchor_key_pem=(
-            pulumi.Output.secret(ident.trust_anchor_key_pem.value)
+            trust.require_output("trustAnchorKeyPem")
+            if trust
+            else pulumi.Output.secret(ident.trust_anchor_key_pem.value)
             if ident.trust_anchor_key_pem
             else None
         ),
         rotation=ident.rotation_plan,
         next_trust_anchor_pem=ident.next_trust_anchor_pem,
         next_trust_anchor_key_pem=(
-            pulumi.Output.secret(ident.next_trust_anchor_key_pem.value)
+            trust.require_output(
+                # After the trust stack promotes its new anchor, `finish` keeps its current one.
+                "nextTrustAnchorKeyPem"
+                if _peers[mc.trust_stack].get("nextTrustAnchorPem")
+                else "trustAnchorKeyPem"
+            )
+            if trust and ident.next_trust_anchor_pem
+            else pulumi.Output.secret(ident.next_trust_anchor_key_pem.value)
             if ident.next_trust_anchor_key_pem
             else None
         ),
@@ -177,6 +219,52 @@ viz = Viz(
         cni=settings.linkerd.cni,
     ),
     opts=on_cluster,
+)
+
+# --- Multicluster ---------------------------------------------------------------------------
+# Each linked peer is read through a StackReference: its address and gateway (public), the
+# token its remote-mirror ServiceAccount reads it with (secret end to end).
+multicluster = (
+    Multicluster(
+        "multicluster",
+        MulticlusterArgs(
+            cluster_name=mc.cluster_name,
+            trust_domain=settings.cluster_domain,
+            control_plane=mesh.control_plane,
+            api_server_address=mc.api_server_address,
+            pod_cidr=mc.pod_cidr,
+            service_cidr=mc.service_cidr,
+            links=[
+                PeerLink(
+                    cluster=link.cluster,
+                    mode=link.mode,
+                    peer=ref.require_output(MULTICLUSTER_OUTPUT),
+                    credentials=ref.require_output(CREDENTIALS_OUTPUT),
+                )
+                for link in mc.links
+                for ref in [pulumi.StackReference(f"peer-{link.cluster}", stack_name=link.stack)]
+            ],
+            gateway=mc.gateway,
+            gateway_service_type=mc.gateway_service_type,
+            gateway_address=mc.gateway_address,
+            gateway_node_port=mc.gateway_node_port,
+            gateway_probe_node_port=mc.gateway_probe_node_port,
+            high_availability=settings.high_availability,
+            profile=settings.profile,
+            cni=settings.linkerd.cni,
+            # One view: the peers' Grafana queries viz's own Prometheus here (README).
+            viz_chart=viz.chart if not settings.linkerd.prometheus_url else None,
+            prometheus_callers=remote_callers(
+                mc,
+                grafana_module.SERVICE_ACCOUNT,
+                grafana_module.NAMESPACE,
+                settings.cluster_domain,
+            ),
+        ),
+        opts=on_cluster,
+    )
+    if mc.enabled
+    else None
 )
 
 # NodePort and LoadBalancer Services bring users in without a mesh identity: the UIs they
@@ -266,6 +354,9 @@ grafana = (
             ),
             # Every anchor proxies trust: during a rotation the first of the two to expire.
             trust_anchor_pem=identity.trust_anchors_pem,
+            remote_prometheus=remote_prometheus(
+                mc, viz_module.NAMESPACE, viz_module.PROMETHEUS_PORT, settings.cluster_domain
+            ),
             ingress_controller_namespace=plan.ingress_controller_namespace,
             public=_published_by_service,
             prometheus_namespace=settings.linkerd.prometheus_scraper[0],
@@ -296,6 +387,7 @@ app = (
             prometheus_service_account=settings.linkerd.prometheus_scraper[1],
             viz_chart=viz.chart,
             proxy_config=mesh.proxy_config,
+            placement=app_placement(mc, EMOJIVOTO_NAMESPACE, settings.cluster_domain),
         ),
         opts=on_cluster,
     )
@@ -434,3 +526,9 @@ pulumi.export("teamNamespaces", onboarding.namespaces)
 _volumes = cfg.volume_sizes(settings)
 pulumi.export(cfg.LOKI_STORAGE_OUTPUT, _volumes[cfg.LOKI_STORAGE_OUTPUT])
 pulumi.export(cfg.JAEGER_STORAGE_OUTPUT, _volumes[cfg.JAEGER_STORAGE_OUTPUT])
+# Multicluster (README "Multicluster"): what a peer links with; empty with multicluster off.
+pulumi.export(MULTICLUSTER_OUTPUT, multicluster.exported if multicluster else {})
+pulumi.export(
+    CREDENTIALS_OUTPUT,
+    multicluster.credentials if multicluster else pulumi.Output.secret({}),
+)

@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import budgets, graphs  # noqa: E402
+from bench import multicluster as multicluster_bench  # noqa: E402
 from bench.footprint import Footprint, Totals, cores, footprint, gib  # noqa: E402
 
 PROBE = ROOT / "bench" / "probe.py"
@@ -469,7 +470,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     timings["load"] = (load_before, load())
     figures = program_figures()
     prof = profile_by_package(budgets.SCALE_NAMESPACES)
-    args.output.write_text(report(timings, figures, prof, args.runs, args.scaling_runs))
+    text = report(timings, figures, prof, args.runs, args.scaling_runs)
+    # Linked clusters: one stack against its peers' recorded outputs (bench/multicluster.py).
+    text += "\n" + "\n".join(multicluster_bench.report(multicluster_bench.evaluate()))
+    args.output.write_text(text)
     print(f"wrote {args.output} in {time.perf_counter() - started:.0f} s")
 
 

@@ -138,15 +138,18 @@ def chart(
     skip_crds: bool = False,
     retain_on_delete: bool = False,
     aliases: list[pulumi.Alias] | None = None,
+    transforms: list[pulumi.ResourceTransform] | None = None,
 ) -> k8s.helm.v4.Chart:
     """An upstream chart at its pinned version, rendered by Pulumi (no Helm release).
 
     The release name is fixed (not the resource name) because Service names, and so the
     addresses other components are given, derive from it. `retain_on_delete` keeps every
     object the chart renders on destroy (`retain_children`). `namespace_name` None: the chart
-    renders cluster-scoped objects only.
+    renders cluster-scoped objects only. `transforms` run on every object the chart renders, for
+    what its values cannot set.
     """
     name, repo = chart_source(ref)
+    every = [*([retain_children] if retain_on_delete else []), *(transforms or [])]
     return k8s.helm.v4.Chart(
         resource_name,
         chart=name,
@@ -160,7 +163,7 @@ def chart(
             parent=parent,
             depends_on=depends_on or [],
             retain_on_delete=retain_on_delete or None,
-            transforms=[retain_children] if retain_on_delete else None,
+            transforms=every or None,
             aliases=aliases,
         ),
     )

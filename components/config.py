@@ -15,6 +15,7 @@ because unit tests and the Automation API's inline programs run without them.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -284,6 +285,50 @@ class TeamNamespace:
 
 
 @dataclass(frozen=True)
+class LinkSettings:
+    """One Link to a peer cluster's stack (config `multicluster.links[i]`)."""
+
+    stack: str
+    """The peer's stack, `<org>/<project>/<stack>`."""
+    mode: str = "gateway"
+    """`gateway`, `pod-to-pod` or `federated`."""
+    cluster: str = ""
+    """The peer's cluster name, read from its `multicluster` output."""
+    cluster_domain: str = ""
+    """The peer's cluster domain (its trust domain), read from the same output."""
+
+
+@dataclass(frozen=True)
+class MulticlusterSettings:
+    """Linkerd multicluster: this cluster's name and networks, its gateway, its links, and
+    where the trust root comes from."""
+
+    enabled: bool = False
+    cluster_name: str = ""
+    """Default: the stack's name."""
+    trust_stack: str = ""
+    """The trust stack (`trust/`) whose outputs give the anchor; empty: the anchor in
+    `linkerd.identity` (or a generated one, for a cluster without links)."""
+    api_server_address: str = ""
+    pod_cidr: str = ""
+    service_cidr: str = ""
+    gateway: bool = True
+    gateway_service_type: str = "LoadBalancer"
+    gateway_address: str = ""
+    gateway_node_port: int = 30143
+    gateway_probe_node_port: int = 30191
+    links: tuple[LinkSettings, ...] = ()
+    placement: tuple[tuple[str, str], ...] = ()
+    """(emojivoto workload, cluster name): where a workload runs; unplaced ones run here."""
+
+    def cluster_of(self, workload: str) -> str:
+        return dict(self.placement).get(workload, self.cluster_name)
+
+    def link_to(self, cluster: str) -> LinkSettings | None:
+        return next((link for link in self.links if link.cluster == cluster), None)
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     profile: str = "dev"
@@ -298,6 +343,7 @@ class Settings:
     exposure: ExposureSettings = ExposureSettings()
     auth: AuthSettings = AuthSettings()
     teams: tuple[TeamNamespace, ...] = field(default_factory=tuple)
+    multicluster: MulticlusterSettings = MulticlusterSettings()
 
     @property
     def high_availability(self) -> bool:
@@ -466,6 +512,8 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "exposure": "object",
     "onboarding": "object",
     "oidcClientSecret": "string",
+    "enableMulticluster": "boolean",
+    "multicluster": "object",
 }
 
 # Keys whose default depends on the profile: key → profile → default. `Pulumi.yaml` leaves
@@ -510,12 +558,14 @@ def parse_settings(
     secret_keys: frozenset[str] = frozenset(),
     now: datetime.datetime | None = None,
     previous: Mapping[str, Any] | None = None,
+    peers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Settings:
     """Parse the raw config (keys without the project prefix) into `Settings`.
 
     `now` (default: the current time) is when a shared trust anchor must be valid.
     `previous` holds the outputs of the stack's last update (empty before the first), for
-    changes that are only safe relative to what is deployed.
+    changes that are only safe relative to what is deployed. `peers` holds the outputs of the
+    stacks `multicluster` names (trust stack, linked clusters) by stack name.
     Raises `ConfigError` listing every problem found.
     """
     r = _Reader(secret_keys)
@@ -588,10 +638,14 @@ def parse_settings(
         auth=_auth(r, values["exposure"] or {}, values["oidcClientSecret"] or ""),
         teams=_onboarding(r, values["onboarding"] or {}),
     )
+    settings = _multicluster(
+        r, settings, values["multicluster"] or {}, values["enableMulticluster"] is True, peers or {}
+    )
     _cross_checks(r, settings)
     _check_volumes(r, settings, previous or {})
     _check_trust_anchor(r, settings, now or datetime.datetime.now(datetime.UTC))
     settings = _identity_lifecycle(r, settings, previous or {})
+    settings = _check_links(r, settings, peers or {})
     if r.errors:
         raise ConfigError("\n".join(r.errors))
     return settings
@@ -1646,3 +1700,429 @@ def _key_family(key: Any) -> str:
 
 def _when(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- Multicluster ----------------------------------------------------------------------------
+# A cluster joins others through stack outputs only: its trust anchor from the trust stack
+# (`trust/`), each peer's address, networks and anchors from the peer's stack. Everything a
+# link needs is checked here against what the peers exported, before any resource.
+
+MULTICLUSTER_MODES = ("gateway", "pod-to-pod", "federated")
+GATEWAY_SERVICE_TYPES = ("LoadBalancer", "NodePort")
+# The emojivoto workloads web calls over gRPC: the ones that may run in another cluster.
+PLACEABLE = ("emoji", "voting")
+MULTICLUSTER_OUTPUT = "multicluster"
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_API_SERVER = re.compile(r"^https://[^\s/]+$")
+_MULTICLUSTER_KEYS = (
+    "clusterName",
+    "trustStack",
+    "apiServerAddress",
+    "podCidr",
+    "serviceCidr",
+    "gateway",
+    "links",
+    "placement",
+)
+_GATEWAY_KEYS = ("enabled", "serviceType", "address", "nodePort", "probeNodePort")
+_FIRST_OF_PAIR = (
+    "run `pulumi up` there first; the first cluster of a pair comes up without this link "
+    "and adds it in its second `up` (README: Multicluster)"
+)
+
+
+def _empty_or(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: v == "" or (isinstance(v, str) and bool(pattern.match(v)))
+
+
+def _is_cidr(v: Any) -> bool:
+    if not isinstance(v, str) or "/" not in v:
+        return False
+    try:
+        ipaddress.ip_network(v, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _multicluster(
+    r: _Reader,
+    s: Settings,
+    obj: Mapping[str, Any],
+    enabled: bool,
+    peers: Mapping[str, Mapping[str, Any]],
+) -> Settings:
+    """`multicluster`, and the trust anchor taken from the trust stack's outputs."""
+    p = "multicluster"
+    r.unknown(obj, p, _MULTICLUSTER_KEYS)
+    d = MulticlusterSettings()
+    gw = obj.get("gateway") or {}
+    if not isinstance(gw, dict):
+        r.fail(f"{p}.gateway", gw, "expected a map of gateway settings")
+        gw = {}
+    r.unknown(gw, f"{p}.gateway", _GATEWAY_KEYS)
+    g = f"{p}.gateway"
+    m = MulticlusterSettings(
+        enabled=enabled,
+        cluster_name=r.pick(
+            obj,
+            p,
+            "clusterName",
+            "",
+            _empty_or(DNS_LABEL),
+            "expected a DNS label such as west, or empty for the stack's name",
+        )
+        or s.stack,
+        trust_stack=r.pick(
+            obj,
+            p,
+            "trustStack",
+            "",
+            _empty_or(_STACK_NAME),
+            "expected <org>/<project>/<stack> of the trust stack, e.g. organization/"
+            "meshstack-trust/trust",
+        ),
+        api_server_address=r.pick(
+            obj,
+            p,
+            "apiServerAddress",
+            "",
+            _empty_or(_API_SERVER),
+            "expected https://<host>:<port> where peers reach this cluster's API server, e.g. "
+            "https://west-control-plane:6443",
+        ),
+        pod_cidr=r.pick(
+            obj,
+            p,
+            "podCidr",
+            "",
+            lambda v: v == "" or _is_cidr(v),
+            "expected a CIDR such as 10.10.0.0/16",
+        ),
+        service_cidr=r.pick(
+            obj,
+            p,
+            "serviceCidr",
+            "",
+            lambda v: v == "" or _is_cidr(v),
+            "expected a CIDR such as 10.11.0.0/16",
+        ),
+        gateway=r.pick(gw, g, "enabled", True, _is_bool, "expected true or false"),
+        gateway_service_type=r.pick(
+            gw,
+            g,
+            "serviceType",
+            d.gateway_service_type,
+            _one_of(GATEWAY_SERVICE_TYPES),
+            f"expected one of {GATEWAY_SERVICE_TYPES} (NodePort on kind)",
+        ),
+        gateway_address=r.pick(
+            gw,
+            g,
+            "address",
+            "",
+            lambda v: v == "" or bool(_NO_SPACE.match(v)),
+            "expected the IP or host name peers reach the gateway at",
+        ),
+        gateway_node_port=r.pick(
+            gw,
+            g,
+            "nodePort",
+            d.gateway_node_port,
+            _is_int(30000, 32767),
+            "expected a node port from 30000 to 32767",
+        ),
+        gateway_probe_node_port=r.pick(
+            gw,
+            g,
+            "probeNodePort",
+            d.gateway_probe_node_port,
+            _is_int(30000, 32767),
+            "expected a node port from 30000 to 32767",
+        ),
+        links=_links(r, obj.get("links")),
+        placement=_placement(r, obj.get("placement")),
+    )
+    if not enabled and (m.links or m.placement):
+        r.errors.append(
+            f"{PROJECT}:enableMulticluster: false while multicluster."
+            f"{'links' if m.links else 'placement'} is set; `pulumi config set "
+            "enableMulticluster true`, or remove them"
+        )
+    if enabled:
+        _check_multicluster(r, m, s.profile)
+    return _trust_from_stack(r, replace(s, multicluster=m), peers)
+
+
+def _check_multicluster(r: _Reader, m: MulticlusterSettings, profile: str) -> None:
+    p, g = "multicluster", "multicluster.gateway"
+    if profile == "dev" and m.gateway and m.gateway_service_type == "LoadBalancer":
+        # As exposure.mode: the dev profile opens no load balancer (the policy pack's rule too).
+        r.fail(
+            f"{g}.serviceType",
+            "LoadBalancer",
+            "the dev profile opens no load balancer; use NodePort with multicluster.gateway."
+            "address (kind), or set profile to prod",
+        )
+    for key, value, example in (
+        ("apiServerAddress", m.api_server_address, "https://west-control-plane:6443"),
+        ("podCidr", m.pod_cidr, "10.10.0.0/16"),
+        ("serviceCidr", m.service_cidr, "10.11.0.0/16"),
+    ):
+        if not value:
+            r.errors.append(
+                f"{PROJECT}:{p}.{key}: missing; peers need it to link to this cluster: "
+                f"`pulumi config set --path {p}.{key} {example}`"
+            )
+    if m.pod_cidr and m.service_cidr and _overlap(m.pod_cidr, m.service_cidr):
+        r.fail(f"{p}.serviceCidr", m.service_cidr, f"overlaps {p}.podCidr {m.pod_cidr}")
+    if m.gateway and m.gateway_service_type == "NodePort" and not m.gateway_address:
+        r.errors.append(
+            f"{PROJECT}:{g}.address: missing; with serviceType NodePort peers dial a node: "
+            f"give its address, e.g. `pulumi config set --path {g}.address 172.18.0.2`"
+        )
+    if m.gateway and m.gateway_node_port == m.gateway_probe_node_port:
+        r.fail(f"{g}.probeNodePort", m.gateway_probe_node_port, f"is {g}.nodePort; use another")
+
+
+def _trust_from_stack(r: _Reader, s: Settings, peers: Mapping[str, Mapping[str, Any]]) -> Settings:
+    """The anchor (and, during a rotation, the new one) from the trust stack's outputs, in
+    place of `linkerd.identity.trustAnchorPem` and its key: read and checked as those are."""
+    m, p = s.multicluster, "multicluster"
+    ident = s.linkerd.identity
+    if not m.trust_stack:
+        return s
+    if ident.trust_anchor_pem or ident.trust_anchor_key_pem:
+        r.errors.append(
+            f"{PROJECT}:{p}.trustStack: set together with linkerd.identity.trustAnchorPem or "
+            "trustAnchorKeyPem; the anchor comes from one place: remove those, or trustStack"
+        )
+        return s
+    trust = peers.get(m.trust_stack) or {}
+    pem, key = trust.get("trustAnchorPem"), trust.get("trustAnchorKeyPem")
+    if not (isinstance(pem, str) and pem.strip() and isinstance(key, str) and key.strip()):
+        r.errors.append(
+            f"{PROJECT}:{p}.trustStack: {m.trust_stack} exports no trustAnchorPem and "
+            "trustAnchorKeyPem yet; run `pulumi up` in trust/ for that stack first "
+            "(README: Multicluster)"
+        )
+        return s
+    next_pem, next_key = trust.get("nextTrustAnchorPem") or "", trust.get("nextTrustAnchorKeyPem")
+    if ident.rotation == "finish" and not next_pem:
+        # The trust stack has promoted its new anchor: it is the one `finish` keeps.
+        next_pem, next_key = pem, key
+    rotating = ident.rotation != "none"
+    if rotating and not next_pem:
+        r.errors.append(
+            f"{PROJECT}:linkerd.identity.rotation: `{ident.rotation}`, but {m.trust_stack} "
+            "exports no nextTrustAnchorPem; start the rotation in the trust stack first "
+            "(`pulumi config set next b` there, README: Multicluster)"
+        )
+    ident = replace(
+        ident,
+        trust_anchor_pem=pem,
+        trust_anchor_key_pem=SecretValue(key),
+        next_trust_anchor_pem=str(next_pem) if rotating else "",
+        next_trust_anchor_key_pem=SecretValue(str(next_key or "")) if rotating else SecretValue(""),
+    )
+    return replace(s, linkerd=replace(s.linkerd, identity=ident))
+
+
+def _overlap(a: str, b: str) -> bool:
+    return ipaddress.ip_network(a, strict=False).overlaps(ipaddress.ip_network(b, strict=False))
+
+
+def _links(r: _Reader, value: Any) -> tuple[LinkSettings, ...]:
+    if value is None:
+        return ()
+    example = '[{"stack": "organization/meshstack/west", "mode": "gateway"}]'
+    if not isinstance(value, list):
+        r.fail("multicluster.links", value, f"expected a list such as {example}")
+        return ()
+    out: list[LinkSettings] = []
+    for i, entry in enumerate(value):
+        p = f"multicluster.links[{i}]"
+        if not isinstance(entry, dict):
+            r.fail(p, entry, f"expected a map such as {example[1:-1]}")
+            continue
+        r.unknown(entry, p, ("stack", "mode"))
+        stack = r.pick(
+            entry,
+            p,
+            "stack",
+            "",
+            _matches(_STACK_NAME),
+            "expected the peer's <org>/<project>/<stack>, e.g. organization/meshstack/west",
+        )
+        if not stack:
+            if "stack" not in entry:
+                r.errors.append(f"{PROJECT}:{p}.stack: missing; name the peer's stack")
+            continue
+        mode = r.pick(
+            entry,
+            p,
+            "mode",
+            "gateway",
+            _one_of(MULTICLUSTER_MODES),
+            f"expected one of {MULTICLUSTER_MODES}",
+        )
+        out.append(LinkSettings(stack=stack, mode=mode))
+    return tuple(out)
+
+
+def _placement(r: _Reader, value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    example = '[{"workload": "voting", "cluster": "west"}]'
+    if not isinstance(value, list):
+        r.fail("multicluster.placement", value, f"expected a list such as {example}")
+        return ()
+    out: dict[str, str] = {}
+    for i, entry in enumerate(value):
+        p = f"multicluster.placement[{i}]"
+        if not isinstance(entry, dict):
+            r.fail(p, entry, f"expected a map such as {example[1:-1]}")
+            continue
+        r.unknown(entry, p, ("workload", "cluster"))
+        workload = r.pick(
+            entry, p, "workload", "", _one_of(PLACEABLE), f"expected one of {PLACEABLE}"
+        )
+        cluster = r.pick(
+            entry, p, "cluster", "", _matches(DNS_LABEL), "expected a cluster name such as west"
+        )
+        if workload in out:
+            r.fail(f"{p}.workload", workload, "placed twice; place each workload once")
+        elif workload and cluster:
+            out[workload] = cluster
+    return tuple(out.items())
+
+
+def _trusted(previous: Mapping[str, Any]) -> tuple[str, set[str]]:
+    """(signing anchor, every anchor trusted) of a stack, as SHA-256, from its outputs."""
+    signer = previous.get("trustAnchorPem")
+    try:
+        signer_sha = lifecycle.fingerprint(signer) if isinstance(signer, str) else ""
+    except ValueError:
+        signer_sha = ""
+    trusted = {a.sha256 for a in lifecycle.deployed(previous).anchors}
+    return signer_sha, trusted | ({signer_sha} if signer_sha else set())
+
+
+def _check_links(r: _Reader, s: Settings, peers: Mapping[str, Mapping[str, Any]]) -> Settings:
+    """Each link against what its peer exported: the settings with the peers' cluster names."""
+    m = s.multicluster
+    if not m.enabled:
+        return s
+    ident = s.linkerd.identity
+    plan = ident.rotation_plan
+    given = {
+        lifecycle.CURRENT_KEY: ident.trust_anchor_pem,
+        lifecycle.NEXT_KEY: ident.next_trust_anchor_pem,
+    }
+
+    def sha(ref: lifecycle.AnchorRef) -> str:
+        pem = given.get(ref.config_key, "") if not ref.generated else ""
+        try:
+            return lifecycle.fingerprint(pem) if pem else ""
+        except ValueError:
+            return ""
+
+    own_signer, own_trusted = sha(plan.signer), {sha(ref) for ref in plan.trusted} - {""}
+    if m.links and not own_signer:
+        r.errors.append(
+            f"{PROJECT}:multicluster.trustStack: missing; linked clusters must share one trust "
+            "root: take it from the trust stack (`pulumi config set --path "
+            "multicluster.trustStack organization/meshstack-trust/trust`, README: Multicluster)"
+        )
+    names: dict[str, str] = {m.cluster_name: "multicluster.clusterName"}
+    links: list[LinkSettings] = []
+    for i, link in enumerate(m.links):
+        key = f"multicluster.links[{i}]"
+        outputs = peers.get(link.stack) or {}
+        if not outputs:
+            r.errors.append(
+                f"{PROJECT}:{key}.stack: {link.stack} has no outputs yet; {_FIRST_OF_PAIR}"
+            )
+            continue
+        peer = outputs.get(MULTICLUSTER_OUTPUT) or {}
+        if not isinstance(peer, Mapping) or not peer.get("clusterName"):
+            r.errors.append(
+                f"{PROJECT}:{key}.stack: {link.stack} runs without enableMulticluster, so it "
+                "exports nothing to link to; turn it on there and `pulumi up` it first"
+            )
+            continue
+        cluster = str(peer["clusterName"])
+        if cluster in names:
+            r.errors.append(
+                f"{PROJECT}:{key}.stack: {link.stack} is cluster `{cluster}`, already named by "
+                f"{names[cluster]}; every cluster needs its own multicluster.clusterName and "
+                "is linked once"
+            )
+            continue
+        names[cluster] = f"{key}.stack"
+        peer_signer, peer_trusted = _trusted(outputs)
+        if own_signer and (own_signer not in peer_trusted or peer_signer not in own_trusted):
+            r.errors.append(
+                f"{PROJECT}:{key}.stack: {link.stack}'s trust anchor (SHA-256 "
+                f"{peer_signer[:16]}…) is not this cluster's ({own_signer[:16]}…), or one of "
+                "the two does not yet trust the other's signing anchor; both must take "
+                "multicluster.trustStack from the same trust stack, and during a rotation every "
+                "linked cluster reaches `bundle` before any reaches `issuer` (README: Multicluster)"
+            )
+        if link.mode in ("pod-to-pod", "federated"):
+            for own_key, own in (("podCidr", m.pod_cidr), ("serviceCidr", m.service_cidr)):
+                for peer_key in ("podCidr", "serviceCidr"):
+                    theirs = str(peer.get(peer_key) or "")
+                    if own and _is_cidr(theirs) and _overlap(own, theirs):
+                        r.errors.append(
+                            f"{PROJECT}:{key}.mode: `{link.mode}` routes pod to pod, but "
+                            f"multicluster.{own_key} {own} overlaps {cluster}'s {peer_key} "
+                            f"{theirs}; give the clusters distinct CIDRs, or use mode `gateway`"
+                        )
+        elif not (peer.get("gateway") or {}).get("address"):
+            r.errors.append(
+                f"{PROJECT}:{key}.mode: `gateway`, but {cluster} exports no gateway address "
+                "(gateway off, or its LoadBalancer has none yet); set multicluster.gateway "
+                "there, or use mode `pod-to-pod`"
+            )
+        theirs_mode = (peer.get("links") or {}).get(m.cluster_name)
+        if theirs_mode and theirs_mode != link.mode:
+            r.errors.append(
+                f"{PROJECT}:{key}.mode: `{link.mode}`, but {cluster} links back in mode "
+                f"`{theirs_mode}`; a pair uses one mode on both sides"
+            )
+        links.append(
+            replace(link, cluster=cluster, cluster_domain=str(peer.get("clusterDomain") or ""))
+        )
+    modes = {link.mode for link in m.links}
+    if {"gateway", "pod-to-pod"} <= modes and any(c == m.cluster_name for _, c in m.placement):
+        r.errors.append(
+            f"{PROJECT}:multicluster.links: gateway and pod-to-pod links both consume the "
+            "workloads placed here, which a Service can be exported for only one of; use one "
+            "of the two modes (federated combines with either)"
+        )
+    # A link not yet resolvable is reported above; its cluster's name is unknown here.
+    resolved = len(links) == len(m.links)
+    for i, (_, cluster) in enumerate(m.placement):
+        if resolved and cluster not in names:
+            r.errors.append(
+                f"{PROJECT}:multicluster.placement[{i}].cluster: `{cluster}` is neither this "
+                f"cluster ({m.cluster_name}) nor a linked one ({', '.join(sorted(names)[:10])}); "
+                "link it under multicluster.links, or place the workload elsewhere"
+            )
+    return replace(s, multicluster=replace(m, links=tuple(links)))
+
+
+def peer_stacks(raw: Mapping[str, str]) -> list[str]:
+    """The stacks whose outputs `parse_settings` needs (`peers`): the trust stack and every
+    linked one, read leniently from the raw config (`parse_settings` reports what is wrong)."""
+    try:
+        obj = json.loads(raw.get("multicluster") or "{}")
+    except json.JSONDecodeError:
+        return []
+    if not isinstance(obj, dict):
+        return []
+    names = [obj.get("trustStack")] + [
+        link.get("stack") for link in obj.get("links") or [] if isinstance(link, dict)
+    ]
+    return sorted({n for n in names if isinstance(n, str) and _STACK_NAME.match(n)})

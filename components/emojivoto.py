@@ -25,7 +25,8 @@ What the v11 images cannot do, and how the pod specs cope:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pulumi
@@ -34,6 +35,7 @@ import pulumi_kubernetes as k8s
 from components import common, sizing, versions, viz
 from components.config import DNS_LABEL, EmojivotoSettings
 from components.mesh import PROXY_CONFIG_ANNOTATION
+from components.multicluster import AppPlacement
 from components.onboarding import (
     VIZ_PROMETHEUS_SERVICE_ACCOUNT,
     PolicySet,
@@ -163,8 +165,17 @@ def service_address(service: str, port_name: str, cluster_domain: str) -> str:
     return f"{common.svc_host(service, NAMESPACE, cluster_domain)}:{port}"
 
 
-def environment(workload: str, cluster_domain: str, oc_agent_host: str) -> dict[str, str]:
-    """The env of each binary, as upstream, with addresses built from `SERVICES`."""
+def environment(
+    workload: str,
+    cluster_domain: str,
+    oc_agent_host: str,
+    remote: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The env of each binary, as upstream, with addresses built from `SERVICES`.
+
+    `remote`: workload → the host it is reached at in another cluster (a multicluster mirror
+    or federated Service, `multicluster.app_placement`); same port, since mirrors keep them.
+    """
     env: dict[str, str] = {
         "web": {
             "WEB_PORT": str(WEB_PORT),
@@ -178,6 +189,10 @@ def environment(workload: str, cluster_domain: str, oc_agent_host: str) -> dict[
         # The bot prepends http:// itself.
         "vote-bot": {"WEB_HOST": service_address(WEB_SERVICE, "http", cluster_domain)},
     }[workload]
+    for target, host in (remote or {}).items():
+        var = {"emoji": "EMOJISVC_HOST", "voting": "VOTINGSVC_HOST"}[target]
+        if var in env:
+            env[var] = f"{host}:{GRPC_PORT}"
     if oc_agent_host:
         # Unset, the exporter dials localhost:55678 and silently drops spans: tracing is off.
         env["OC_AGENT_HOST"] = oc_agent_host
@@ -219,6 +234,7 @@ def pod_template(
     cluster_domain: str,
     oc_agent_host: str,
     proxy_config: pulumi.Input[str] | None = None,
+    remote: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Deployment's pod template, as a plain Kubernetes dict.
 
@@ -233,7 +249,7 @@ def pod_template(
         "workingDir": WORKDIR,
         "env": [
             {"name": k, "value": v}
-            for k, v in environment(workload.name, cluster_domain, oc_agent_host).items()
+            for k, v in environment(workload.name, cluster_domain, oc_agent_host, remote).items()
         ],
         "resources": sizing.k8s_resources(profile, workload.size),
         # Nothing writes to disk (votes live in memory, logs go to stdout), hence read-only.
@@ -270,12 +286,15 @@ def deployment_spec(
     cluster_domain: str,
     oc_agent_host: str,
     proxy_config: pulumi.Input[str] | None = None,
+    remote: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "replicas": replicas,
         # Selectors are immutable: only the label that never changes.
         "selector": {"matchLabels": {"app": workload.app}},
-        "template": pod_template(workload, profile, cluster_domain, oc_agent_host, proxy_config),
+        "template": pod_template(
+            workload, profile, cluster_domain, oc_agent_host, proxy_config, remote
+        ),
     }
 
 
@@ -288,6 +307,8 @@ def policy(
     cluster_domain: str = "cluster.local",
     prometheus_service_account: str = VIZ_PROMETHEUS_SERVICE_ACCOUNT,
     prometheus_namespace: str = viz.NAMESPACE,
+    remote_callers: Sequence[str] = (),
+    exported: Sequence[str] = (),
 ) -> PolicySet:
     """Who may call what in the namespace, on top of its default `deny`.
 
@@ -328,6 +349,14 @@ def policy(
         # The scraper's MeshTLSAuthentication comes with `proxy_admin_policy` below.
         "prom-metrics-scraper": authorization("prom", "MeshTLSAuthentication", "metrics-scraper"),
     }
+    if remote_callers and exported:
+        # Peers' callers of the workloads placed here (multicluster.app_placement): the gateway
+        # here in gateway mode, the peers' web itself pod to pod. Only on the gRPC port.
+        p["MeshTLSAuthentication"]["remote-callers"] = {"identities": list(remote_callers)}
+        for workload in exported:
+            p["AuthorizationPolicy"][f"{workload}-grpc-remote-callers"] = authorization(
+                f"{workload}-grpc", "MeshTLSAuthentication", "remote-callers"
+            )
     admin = proxy_admin_policy(
         {"matchLabels": dict(PART_OF)}, prometheus_service_account, prometheus_namespace
     )
@@ -378,6 +407,9 @@ class EmojivotoArgs:
     """The Linkerd CNI plugin is on (`MeshArgs.cni`): no pod here needs `linkerd-init`, so the
     namespace enforces PSA `restricted`. Default: false, `privileged` enforced and `restricted`
     warned and audited."""
+    placement: AppPlacement = field(default_factory=AppPlacement)
+    """Where each workload runs across linked clusters (`multicluster.app_placement`).
+    Default: all here, nothing exported."""
 
 
 class Emojivoto(pulumi.ComponentResource):
@@ -421,6 +453,8 @@ class Emojivoto(pulumi.ComponentResource):
                 args.cluster_domain,
                 args.prometheus_service_account,
                 args.prometheus_namespace,
+                args.placement.remote_callers,
+                args.placement.exported,
             ),
             self,
             labels=PART_OF,
@@ -428,11 +462,17 @@ class Emojivoto(pulumi.ComponentResource):
 
         # --- Services ---
         services: dict[str, k8s.core.v1.Service] = {}
+        owner = {w.app: w.name for w in WORKLOADS.values()}
         for svc in SERVICES.values():
+            if owner[svc.app] in args.placement.absent:
+                continue
+            exported = owner[svc.app] in args.placement.exported
             services[svc.name] = k8s.core.v1.Service(
                 f"{name}-{svc.name}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=svc.name, namespace=ns_name, labels=PART_OF
+                    name=svc.name,
+                    namespace=ns_name,
+                    labels={**PART_OF, **(args.placement.export_labels if exported else {})},
                 ),
                 spec=k8s.core.v1.ServiceSpecArgs(
                     type="ClusterIP",
@@ -449,6 +489,8 @@ class Emojivoto(pulumi.ComponentResource):
 
         # --- Workloads ---
         for w in WORKLOADS.values():
+            if w.name in args.placement.absent:
+                continue
             sa = k8s.core.v1.ServiceAccount(
                 f"{name}-{w.name}-sa",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -477,6 +519,7 @@ class Emojivoto(pulumi.ComponentResource):
                         args.cluster_domain,
                         args.oc_agent_host,
                         args.proxy_config,
+                        args.placement.remote_hosts,
                     ),
                 ),
                 # The ServiceAccount must exist before a pod can be admitted; the policy so

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -111,9 +112,11 @@ def datasources(
     prometheus_url: pulumi.Input[str],
     loki_url: pulumi.Input[str] | None,
     jaeger_url: pulumi.Input[str] | None,
+    remote_prometheus: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The datasource provisioning file. Loki and Jaeger only when their URLs are given; the
-    links between them only when both are."""
+    links between them only when both are. `remote_prometheus`: linked cluster → the URL of its
+    Prometheus through the mesh, one datasource each (uid `prometheus-<cluster>`)."""
     entries: list[dict[str, Any]] = [
         {
             "name": "Prometheus",
@@ -127,6 +130,18 @@ def datasources(
             "jsonData": {"timeInterval": "10s", "httpMethod": "POST"},
         }
     ]
+    for cluster, url in sorted((remote_prometheus or {}).items()):
+        entries.append(
+            {
+                "name": f"Prometheus {cluster}",
+                "type": "prometheus",
+                "uid": remote_prometheus_uid(cluster),
+                "access": "proxy",
+                "url": url,
+                "editable": False,
+                "jsonData": {"timeInterval": "10s", "httpMethod": "POST"},
+            }
+        )
     if loki_url is not None:
         loki_json: dict[str, Any] = {"maxLines": 1000}
         if jaeger_url is not None:
@@ -301,6 +316,7 @@ def grafana_values(
     webhook: bool = False,
     trust_anchor_expires_at: int | pulumi.Output[int | None] | None = None,
     oidc: OidcSettings | None = None,
+    remote_prometheus: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Values for the grafana-community `grafana` chart. Pure: the same inputs give the same
     dict, and nothing in it makes the chart generate a value (password, token, lookup)."""
@@ -362,7 +378,9 @@ def grafana_values(
             "security": {"disable_gravatar": True, "cookie_secure": root_url.startswith("https")},
         },
         "datasources": {
-            "datasources.yaml": helm_literal(datasources(prometheus_url, loki_url, jaeger_url))
+            "datasources.yaml": helm_literal(
+                datasources(prometheus_url, loki_url, jaeger_url, remote_prometheus)
+            )
         },
         "dashboardProviders": {"dashboardproviders.yaml": dashboard_providers()},
         "dashboardsConfigMaps": {OWN_PROVIDER: DASHBOARDS_CONFIGMAP},
@@ -390,11 +408,39 @@ def grafana_values(
     return values
 
 
-def golden_metrics_configmap_data(settings: GrafanaSettings) -> dict[str, str]:
-    """The ConfigMap data for our own dashboards provider."""
+def remote_prometheus_uid(cluster: str) -> str:
+    return f"{PROMETHEUS_UID}-{cluster}"
+
+
+# The dashboard variable that picks a cluster's Prometheus (multicluster).
+CLUSTER_VARIABLE = "cluster"
+
+
+def golden_metrics_configmap_data(
+    settings: GrafanaSettings, clusters: bool = False
+) -> dict[str, str]:
+    """The ConfigMap data for our own dashboards provider. `clusters`: linked clusters have
+    datasources too, so the dashboard gets a `cluster` variable choosing among the Prometheus
+    datasources, and every query runs against the chosen one."""
     dashboard = dashboards.golden_metrics_dashboard(
-        PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
+        f"${{{CLUSTER_VARIABLE}}}" if clusters else PROMETHEUS_UID,
+        settings.success_rate_threshold,
+        settings.latency_p99_ms,
     )
+    if clusters:
+        dashboard["templating"]["list"].insert(
+            0,
+            {
+                "name": CLUSTER_VARIABLE,
+                "label": "Cluster",
+                "type": "datasource",
+                "query": "prometheus",
+                # The local Prometheus and one per linked cluster (`datasources`).
+                "regex": "/^Prometheus( .+)?$/",
+                "current": {"text": "Prometheus", "value": PROMETHEUS_UID},
+                "refresh": 1,
+            },
+        )
     return {dashboards.GOLDEN_METRICS_FILE: json.dumps(dashboard, indent=2, sort_keys=True)}
 
 
@@ -490,6 +536,9 @@ class GrafanaArgs:
     oidc: OidcSettings | None = None
     """Default: none, Grafana's own login only. The provider users sign in with (`exposure.auth:
     oidc`); the admin user and password stay, for when the provider is down."""
+    remote_prometheus: dict[str, str] = field(default_factory=dict)
+    """Linked cluster → its Prometheus through the mesh (multicluster): a datasource each and
+    the dashboard's `cluster` variable. Default: none, this cluster only."""
     trust_anchor_pem: pulumi.Input[str] | None = None
     """Default: none, no trust-anchor expiry alerts. The trust anchor that signs the identity
     issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
@@ -613,7 +662,7 @@ class Grafana(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=DASHBOARDS_CONFIGMAP, namespace=ns.metadata.name, labels=common.MANAGED_BY
                 ),
-                data=golden_metrics_configmap_data(args.settings),
+                data=golden_metrics_configmap_data(args.settings, bool(args.remote_prometheus)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         )
@@ -653,7 +702,8 @@ class Grafana(pulumi.ComponentResource):
                 if args.trust_anchor_pem is not None
                 else None
             ),
-            args.oidc,
+            oidc=args.oidc,
+            remote_prometheus=args.remote_prometheus,
         )
         if oidc_digest is not None:
             values["podAnnotations"]["meshstack.io/oidc-client-secret-sha256"] = oidc_digest

@@ -75,6 +75,11 @@ SIZES: dict[str, dict[str, Resources]] = {
         # one-shot Job that writes its certificates.
         "envoy-gateway": _r("20m", "64Mi", "500m", "256Mi"),
         "envoy-gateway-certgen": _r("10m", "16Mi", "100m", "64Mi"),
+        # With enableMulticluster (components/multicluster.py): each link's service mirror and
+        # the local (federation) mirror; the gateway's pause container, which only holds the
+        # pod for its proxy.
+        "linkerd-multicluster": _r("10m", "32Mi", "100m", "128Mi"),
+        "pause": _r("1m", "4Mi", "10m", "16Mi"),
     },
     "prod": {
         "linkerd-proxy": _r("100m", "20Mi", "1", "250Mi"),
@@ -105,6 +110,8 @@ SIZES: dict[str, dict[str, Resources]] = {
         # The chart's own requests and memory limit (values.yaml deployment.envoyGateway).
         "envoy-gateway": _r("100m", "256Mi", "1", "1024Mi"),
         "envoy-gateway-certgen": _r("10m", "32Mi", "200m", "128Mi"),
+        "linkerd-multicluster": _r("50m", "64Mi", "500m", "256Mi"),
+        "pause": _r("1m", "4Mi", "10m", "16Mi"),
     },
 }
 

@@ -29,6 +29,8 @@ LINKERD_CONTROL_PLANE = ChartRef("linkerd-control-plane", LINKERD_VERSION, LINKE
 LINKERD_VIZ = ChartRef("linkerd-viz", LINKERD_VERSION, LINKERD_REPO)
 # With `linkerd.cni`: https://github.com/linkerd/linkerd2/tree/main/charts/linkerd2-cni
 LINKERD2_CNI = ChartRef("linkerd2-cni", LINKERD_VERSION, LINKERD_REPO)
+# With `enableMulticluster`: https://github.com/linkerd/linkerd2/tree/main/multicluster/charts
+LINKERD_MULTICLUSTER = ChartRef("linkerd-multicluster", LINKERD_VERSION, LINKERD_REPO)
 
 # Gateway API CRDs (standard channel), which Linkerd requires since 2.19, from Envoy Gateway's
 # CRD-only chart: a pinned, packaged release instead of a manifest downloaded at every render.

@@ -12,6 +12,7 @@ across runs, as state does between two `pulumi up`s.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import json
@@ -320,13 +321,45 @@ class StatefulMocks(mocks.Mocks):
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = plain(args.inputs)
-        key = json.dumps([args.typ, args.name, inputs], sort_keys=True, default=str)
+        if args.typ == "pulumi:pulumi:StackReference":
+            # Read, never stored: what the other stack exports now, as the engine answers it.
+            name = str(inputs.get("name") or args.resource_id)
+            raw = self.peers.get(name, {})
+            return name, {
+                "name": name,
+                "outputs": plain(raw),
+                "secretOutputNames": sorted(k for k, v in raw.items() if is_secret(v)),
+            }
+        if args.resource_id and args.typ == "kubernetes:core/v1:Secret":
+            # A read of a ServiceAccount token Secret: filled in, as the token controller does.
+            token = hashlib.sha256(f"{pulumi.get_stack()}/{args.resource_id}".encode()).hexdigest()
+            return args.resource_id, {
+                "type": "kubernetes.io/service-account-token",
+                "data": {
+                    "token": base64.b64encode(token.encode()).decode(),
+                    "ca.crt": base64.b64encode(
+                        b"cluster CA of " + pulumi.get_stack().encode()
+                    ).decode(),
+                },
+            }
+        if args.resource_id and args.typ == "kubernetes:core/v1:Service":
+            # A read of a LoadBalancer Service the cluster has given an address.
+            return args.resource_id, {
+                "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.20"}]}}
+            }
+        # Keys are made per stack, as two stacks' providers would: the same resource name in
+        # two stacks (each cluster's `identity-issuer-key`) must not give the same key.
+        stack = pulumi.get_stack() if args.typ == "tls:index/privateKey:PrivateKey" else ""
+        key = json.dumps([args.typ, args.name, inputs, stack], sort_keys=True, default=str)
         if key not in self.state:
             self.state[key] = {**inputs, **self._outputs(args.typ, args.name, inputs)}
         return f"{args.name}_id", self.state[key]
 
     load_balancer: dict[str, str] = {"ip": "203.0.113.10"}
     """What a LoadBalancer Service's status reports (`ip`, or `hostname` as on AWS)."""
+    peers: dict[str, dict[str, Any]] = {}
+    """Other stacks' outputs by `<org>/<project>/<stack>`, as recorded (`Graph.raw_outputs`,
+    secret markers kept): what `readStackOutputs` and a StackReference answer for them."""
     previous: dict[str, Any] = {}
     """The outputs the engine's `readStackOutputs` answers: the stack's last update. Empty, as
     for a stack never updated, unless a test sets it to simulate a later `pulumi up`."""
@@ -334,7 +367,10 @@ class StatefulMocks(mocks.Mocks):
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         # An empty failure list, not None: the mock monitor iterates it.
         if args.token == "pulumi:pulumi:readStackOutputs":
-            return {"name": args.args.get("name"), "outputs": dict(self.previous)}, []
+            name = args.args.get("name")
+            if name in self.peers:
+                return {"name": name, "outputs": plain(self.peers[name])}, []
+            return {"name": name, "outputs": dict(self.previous)}, []
         return {}, []
 
     def _outputs(self, typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -342,7 +378,7 @@ class StatefulMocks(mocks.Mocks):
             assert inputs.get("algorithm") == "ECDSA", f"{name}: mocks make ECDSA keys only"
             curve = {"P256": ec.SECP256R1(), "P384": ec.SECP384R1()}[inputs["ecdsaCurve"]]
             key: Any = (
-                _seeded_key(name)
+                _seeded_key(f"{pulumi.get_stack()}/{name}")
                 if isinstance(curve, ec.SECP256R1)
                 else ec.generate_private_key(curve)
             )
@@ -434,18 +470,41 @@ def run_program(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     secret_keys: tuple[str, ...] = SECRET_CONFIG_KEYS,
+    peers: Mapping[str, Graph] | None = None,
+    as_stack: str = "",
+    previous: Graph | None = None,
 ) -> Graph:
     """Run `__main__.py` for `stack` (its files plus `overrides`) and return the graph.
 
     `secret_keys`: the keys set as with `--secret` (when present). A program error is kept in
-    `Graph.error` rather than raised, so tests can assert on it.
+    `Graph.error` rather than raised, so tests can assert on it. `peers`: other stacks' runs by
+    `<org>/<project>/<stack>`, whose recorded outputs StackReferences answer with; `as_stack`:
+    the stack's name when it is not the stack file's (several clusters from one file);
+    `previous`: the stack's own last run.
     """
     config = stack_config(stack, overrides)
+    engine = StatefulMocks()
+    engine.peers = {name: dict(g.raw_outputs) for name, g in (peers or {}).items()}
+    engine.previous = dict(previous.outputs) if previous is not None else {}
     return record(
         lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
-        stack=stack,
+        stack=as_stack or stack,
         config=config,
         secret_keys=secret_keys,
+        engine=engine,
+    )
+
+
+TRUST_PROJECT = "meshstack-trust"
+
+
+def run_trust(config: Mapping[str, Any] | None = None, stack: str = "trust") -> Graph:
+    """Run the trust stack (`trust/__main__.py`) with `config` and return the graph."""
+    return record(
+        lambda: runpy.run_path(str(ROOT / "trust" / "__main__.py"), run_name="__main__"),
+        stack=stack,
+        config=dict(config or {}),
+        project=TRUST_PROJECT,
     )
 
 

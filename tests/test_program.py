@@ -36,6 +36,8 @@ CONTRACT: dict[str, bool] = {  # name → secret
     "teamNamespaces": False,
     "lokiStorageSize": False,
     "jaegerStorageSize": False,
+    "multicluster": False,
+    "multiclusterCredentials": True,
 }
 
 

@@ -306,12 +306,16 @@ def linkerd_values(s: Stack) -> dict[str, Any]:
 
 
 def datasources(s: Stack) -> dict[str, dict[str, Any]]:
-    """Grafana's provisioned datasources by type, as the pod mounts them."""
+    """Grafana's provisioned datasources by type, as the pod mounts them: the first of each type,
+    this cluster's (linked clusters' Prometheus follow it, tests/test_multicluster.py)."""
     (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
     (c,) = [c for c in w.containers() if c["name"] == "grafana"]
     text = mounted_config(s, w, c, "datasources.yaml")
     assert text, "Grafana mounts no datasources.yaml"
-    return {d["type"]: d for d in yaml.safe_load(text)["datasources"]}
+    out: dict[str, dict[str, Any]] = {}
+    for d in yaml.safe_load(text)["datasources"]:
+        out.setdefault(d["type"], d)
+    return out
 
 
 # --- Spans -----------------------------------------------------------------------------------
@@ -944,13 +948,54 @@ def _admitted(s: Stack, w: Workload, port: int) -> list[dict[str, Any]]:
     return out
 
 
+def _multicluster_gateway(svc: dict[str, Any]) -> bool:
+    """The multicluster gateway's Service: published for peer clusters' proxies, not users, and
+    checked on its own (`test_the_multicluster_gateway_admits_only_meshed_callers`)."""
+    annotations = svc["metadata"].get("annotations") or {}
+    return annotations.get("mirror.linkerd.io/multicluster-gateway") == "true"
+
+
+def test_the_multicluster_gateway_admits_only_meshed_callers(s: Stack) -> None:
+    """Its ports reach the gateway pod's proxy (injected at admission: 4143 inbound, 4191
+    admin), whose Server takes only mTLS-authenticated clients: the peers' proxies."""
+    gateways = [o for o in of_kind(s, "Service") if _multicluster_gateway(o)]
+    if not s.graph.config.get("enableMulticluster"):
+        assert gateways == []
+        return
+    (svc,) = gateways
+    proxy = {
+        int(linkerd_values(s)["proxy"]["ports"]["inbound"]),
+        int(linkerd_values(s)["proxy"]["ports"]["admin"]),
+    }
+    assert {int(p["port"]) for p in svc["spec"]["ports"]} == proxy
+    servers = [o for o in of_kind(s, "Server") if ns_of(o) == ns_of(svc)]
+    (server,) = [
+        o
+        for o in servers
+        if o["spec"]["podSelector"]["matchLabels"].items() <= svc["spec"]["selector"].items()
+        and o["spec"]["port"] == "linkerd-proxy"
+    ]
+    policies = [
+        o
+        for o in of_kind(s, "AuthorizationPolicy")
+        if ns_of(o) == ns_of(svc) and o["spec"]["targetRef"]["name"] == server["metadata"]["name"]
+    ]
+    assert policies
+    for policy in policies:
+        kinds = {ref["kind"] for ref in policy["spec"]["requiredAuthenticationRefs"]}
+        # Every policy requires a mesh identity (a network alone never admits).
+        assert "MeshTLSAuthentication" in kinds, policy["metadata"]["name"]
+
+
 def _published(s: Stack) -> list[tuple[str, Arrival]]:
     """(how, arrival) for every path into the cluster the stack opens: each port of its
     NodePort/LoadBalancer Services, each Ingress backend and each HTTPRoute backendRef,
     followed to the pods."""
     mode = s.graph.config["exposure"]["mode"]
     services_out = [
-        o for o in of_kind(s, "Service") if o["spec"].get("type") in ("NodePort", "LoadBalancer")
+        o
+        for o in of_kind(s, "Service")
+        if o["spec"].get("type") in ("NodePort", "LoadBalancer") and not _multicluster_gateway(o)
     ]
     ingresses = of_kind(s, "Ingress")
     assert bool(services_out) == (mode in ("nodePort", "loadBalancer")), mode
@@ -1019,7 +1064,9 @@ def _published_targets(s: Stack) -> list[tuple[str, str, Arrival]]:
     the stack makes for a target (named `meshstack-<key>`)."""
     out = []
     for svc in of_kind(s, "Service"):
-        if svc["spec"].get("type") in ("NodePort", "LoadBalancer"):
+        if svc["spec"].get("type") in ("NodePort", "LoadBalancer") and not _multicluster_gateway(
+            svc
+        ):
             key = svc["metadata"]["name"].removeprefix("meshstack-")
             for port in svc["spec"]["ports"]:
                 for a in resolve(s, svc["metadata"]["name"], ns_of(svc), port["port"]):

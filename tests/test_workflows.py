@@ -255,6 +255,7 @@ CHART_REFS = [
     versions.LINKERD_CONTROL_PLANE,
     versions.LINKERD_VIZ,
     versions.LINKERD2_CNI,
+    versions.LINKERD_MULTICLUSTER,
     versions.GATEWAY_API_CRDS,
     versions.ENVOY_GATEWAY,
     versions.CERT_MANAGER,
