@@ -48,7 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -79,6 +79,17 @@ NAMESPACE = "tracing"
 JAEGER_RELEASE = "jaeger"
 JAEGER_FULLNAME = JAEGER_RELEASE
 JAEGER_SERVICE = JAEGER_FULLNAME
+# The stack's own Service in front of Jaeger's OTLP gRPC receiver, where the collector exports.
+# The chart's Service hard-codes `appProtocol: grpc` on 4317 (jaeger-service.yaml, no value for
+# it), and Linkerd's policy controller reads any appProtocol it does not know as opaque
+# (linkerd2 policy-controller/core/src/outbound.rs `AppProtocol::from_str`: only `http`,
+# `kubernetes.io/h2c` and `linkerd.io/opaque|tcp` are known; grpc/src/outbound.rs `to_proto`
+# sends `Unknown` down the opaque path): spans would be balanced per connection, with no
+# request metrics. This Service says `kubernetes.io/h2c`, which Linkerd treats as HTTP/2.
+JAEGER_OTLP_SERVICE = f"{JAEGER_FULLNAME}-otlp"
+# gRPC is HTTP/2 without TLS between the app and its proxy: the appProtocol that makes
+# Linkerd route, balance and count it per request.
+H2C = "kubernetes.io/h2c"
 # Ports of the chart's single Service (hard-coded in jaeger-service.yaml; no values for them).
 JAEGER_OTLP_GRPC_PORT = 4317
 JAEGER_OTLP_HTTP_PORT = 4318
@@ -155,6 +166,7 @@ def addresses(cluster_domain: str) -> TracingAddresses:
     """The tracing addresses in a cluster with DNS domain `cluster_domain`. Pure."""
     collector = common.svc_host(COLLECTOR_SERVICE, NAMESPACE, cluster_domain)
     jaeger = common.svc_host(JAEGER_SERVICE, NAMESPACE, cluster_domain)
+    jaeger_otlp = common.svc_host(JAEGER_OTLP_SERVICE, NAMESPACE, cluster_domain)
     return TracingAddresses(
         namespace=NAMESPACE,
         otlp_grpc=f"{collector}:{OTLP_GRPC_PORT}",
@@ -163,7 +175,7 @@ def addresses(cluster_domain: str) -> TracingAddresses:
         collector_service_account=COLLECTOR_SERVICE_ACCOUNT,
         jaeger_query=f"http://{jaeger}:{JAEGER_QUERY_PORT}",
         jaeger_query_host=f"{jaeger}:{JAEGER_QUERY_PORT}",
-        jaeger_otlp_grpc=f"{jaeger}:{JAEGER_OTLP_GRPC_PORT}",
+        jaeger_otlp_grpc=f"{jaeger_otlp}:{JAEGER_OTLP_GRPC_PORT}",
     )
 
 
@@ -406,7 +418,7 @@ def collector_values(
     """
     repository, tag, command = collector_image(open_census)
     ports: dict[str, Any] = {
-        "otlp": _port(OTLP_GRPC_PORT, "grpc"),
+        "otlp": _port(OTLP_GRPC_PORT, H2C),
         "otlp-http": _port(OTLP_HTTP_PORT),
         # The chart's default Jaeger and Zipkin ports: their receivers are not configured.
         "jaeger-compact": {"enabled": False},
@@ -415,11 +427,14 @@ def collector_values(
         "zipkin": {"enabled": False},
     }
     if open_census:
-        ports["opencensus"] = _port(OPENCENSUS_PORT, "grpc")
+        ports["opencensus"] = _port(OPENCENSUS_PORT, H2C)
     values: dict[str, Any] = {
         "mode": "deployment",
         "fullnameOverride": COLLECTOR_FULLNAME,
-        # Stateless, so prod runs two; Linkerd balances gRPC per request across them.
+        # Stateless, so prod runs two. Linkerd balances the span streams per request across them
+        # only because the gRPC ports say `kubernetes.io/h2c` (`H2C`): with `grpc`, an
+        # appProtocol Linkerd does not know, it would forward each connection opaquely to one
+        # replica and count no requests.
         "replicaCount": 2 if profile == "prod" else 1,
         "image": {"repository": repository, "tag": tag},
         "command": {"name": command},
@@ -575,6 +590,23 @@ def jaeger_values(
     return {"fullnameOverride": JAEGER_FULLNAME, "jaeger": jaeger, "userconfig": userconfig}
 
 
+def jaeger_otlp_service_spec() -> dict[str, Any]:
+    """The spec of `JAEGER_OTLP_SERVICE`: Jaeger's OTLP gRPC port, marked `H2C`. Pure."""
+    return {
+        "type": "ClusterIP",
+        "selector": {**JAEGER_PODS, "app.kubernetes.io/component": "all-in-one"},
+        "ports": [
+            {
+                "name": "otlp-grpc",
+                "port": JAEGER_OTLP_GRPC_PORT,
+                "targetPort": JAEGER_OTLP_GRPC_PORT,
+                "protocol": "TCP",
+                "appProtocol": H2C,
+            }
+        ],
+    }
+
+
 # --- Component -------------------------------------------------------------------------------
 
 
@@ -624,7 +656,8 @@ class Tracing(pulumi.ComponentResource):
     Children: `<name>-namespace` (Linkerd-injected, default `deny`, Pod Security `privileged`
     for proxy-init), the Linkerd policy of `policy()`, `<name>-badger` (the
     PersistentVolumeClaim, only with `storage: badger`), `<name>-jaeger` and `<name>-collector`
-    (the two charts, releases `jaeger` and `otel-collector`).
+    (the two charts, releases `jaeger` and `otel-collector`), `<name>-jaeger-otlp` (the
+    `jaeger-otlp` Service the collector exports to, marked `kubernetes.io/h2c`).
 
     Outputs: `namespace`; `endpoints` ({otlpGrpc, otlpHttp, openCensus or None});
     `query_url` (Jaeger's in-cluster query URL). Attributes `jaeger` and `collector` are the
@@ -718,6 +751,15 @@ class Tracing(pulumi.ComponentResource):
             jaeger_values(args.profile, args.settings, args.proxy_config),
             self,
             depends_on=jaeger_deps,
+        )
+        # Where the collector exports: see JAEGER_OTLP_SERVICE.
+        k8s.core.v1.Service(
+            f"{name}-jaeger-otlp",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=JAEGER_OTLP_SERVICE, namespace=ns.metadata.name, labels=common.MANAGED_BY
+            ),
+            spec=cast(Any, jaeger_otlp_service_spec()),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.collector = common.chart(
             f"{name}-collector",

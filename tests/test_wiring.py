@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from bench.footprint import memory_bytes
 from components import logging as logs
 from components import mesh
 from policy import rules
@@ -369,6 +370,46 @@ def test_the_collector_exports_to_jaegers_otlp_grpc_receiver(s: Stack) -> None:
     assert receivers <= published, f"receivers {receivers}, published {published}"
 
 
+def service_port(s: Stack, address: str) -> dict[str, Any]:
+    """The Service port entry `[scheme://]svc.ns.svc[.domain]:port` connects to."""
+    parsed = urllib.parse.urlsplit(address if "://" in address else f"tcp://{address}")
+    m = HOST_PORT.match(parsed.netloc or address)
+    assert m, f"{address}: not an in-cluster Service address with a port"
+    svc = services(s)[(m["ns"], m["svc"])]
+    (port,) = [p for p in svc["spec"]["ports"] if p["port"] == int(m["port"])]
+    return dict(port)
+
+
+def span_grpc_addresses(s: Stack) -> list[tuple[str, str]]:
+    """(who, address) of every gRPC connection spans travel: proxies and apps to the collector,
+    the collector to Jaeger."""
+    found = [("linkerd proxies", linkerd_values(s)["proxy"]["tracing"]["collector"]["endpoint"])]
+    found += [(f"{w} OC_AGENT_HOST", a) for w, a in program_env(s, "OC_AGENT_HOST")]
+    for cm in of_kind(s, "ConfigMap"):
+        data = cm.get("data") or {}
+        if data.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc":
+            found.append((f"ConfigMap {ns_of(cm)}", data["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "otel-collector"]
+    config = yaml.safe_load(mounted_config(s, w, w.containers()[0], "relay") or "{}")
+    for name, exporter in config["exporters"].items():
+        if name.split("/")[0] in ("otlp", "otlp_grpc"):
+            found.append((f"collector exporter {name}", exporter["endpoint"]))
+    return found
+
+
+def test_every_grpc_span_connection_reaches_a_service_port_linkerd_treats_as_http2(
+    s: Stack,
+) -> None:
+    # Linkerd knows `kubernetes.io/h2c` as HTTP/2; `grpc` is an unknown appProtocol, which it
+    # forwards opaquely (per connection, no request metrics): linkerd2
+    # policy-controller/core/src/outbound.rs `AppProtocol::from_str`.
+    found = span_grpc_addresses(s)
+    assert len(found) >= 2, found
+    for who, address in found:
+        port = service_port(s, address)
+        assert port.get("appProtocol") == "kubernetes.io/h2c", f"{who} → {address}: {port}"
+
+
 def test_onboarded_namespaces_are_told_addresses_that_reach_the_collector(s: Stack) -> None:
     teams = s.graph.outputs["teamNamespaces"]
     maps = [cm for cm in of_kind(s, "ConfigMap") if cm["metadata"]["name"] == "meshstack-tracing"]
@@ -437,6 +478,27 @@ def test_alloy_pushes_to_lokis_push_api(s: Stack) -> None:
         assert served(s, url) == {"loki/http"}
         assert urllib.parse.urlsplit(url).path == logs.PUSH_PATH
         assert url == s.graph.outputs["lokiPushUrl"]
+
+
+def test_lokis_in_process_caches_fit_well_inside_its_memory_limit(s: Stack) -> None:
+    (w,) = [
+        w for w in workloads(s) if w.namespace == "logging" and w.obj["metadata"]["name"] == "loki"
+    ]
+    (c,) = [c for c in w.containers() if c["name"] == "loki"]
+    config = yaml.safe_load(mounted_config(s, w, c, "config.yaml") or "{}")
+    # Loki 3 fills every cache left unconfigured with a 100 MB in-process one: the chunk cache,
+    # the results cache, and five that copy the results cache (grafana/loki v3
+    # pkg/loki/config_wrapper.go `applyEmbeddedCacheConfig`). Unset, the default counts.
+    chunks = config.get("chunk_store_config", {}).get("chunk_cache_config", {})
+    results = config.get("query_range", {}).get("results_cache", {}).get("cache", {})
+    for cache in (chunks, results):
+        assert not cache.get("memcached_client"), cache
+    chunks_mb = chunks.get("embedded_cache", {}).get("max_size_mb", 100)
+    results_mb = results.get("embedded_cache", {}).get("max_size_mb", 100)
+    total = (chunks_mb + 6 * results_mb) * 2**20
+    limit = memory_bytes(c["resources"]["limits"]["memory"])
+    # Half the limit at most: the ingester's chunks and the queries need the rest.
+    assert total <= limit / 2, f"caches {total / 2**20:.0f}Mi under a {limit / 2**20:.0f}Mi limit"
 
 
 def test_alloy_keeps_its_read_positions_on_the_node(s: Stack) -> None:
