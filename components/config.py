@@ -199,7 +199,7 @@ class LoggingSettings:
 class GrafanaSettings:
     enabled: bool = True
     persistence: bool = False
-    grafana_com_dashboards: bool = True
+    grafana_com_dashboards: bool = False
     success_rate_threshold: float = 0.95
     latency_p99_ms: int = 500
     alert_webhook_url: SecretValue = SecretValue("")

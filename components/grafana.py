@@ -63,9 +63,18 @@ OWN_PROVIDER, LINKERD_PROVIDER = "meshstack", "linkerd"
 # Fixed datasource uids: the Loki↔Jaeger links, dashboards and alert rules refer to them.
 PROMETHEUS_UID, LOKI_UID, JAEGER_UID = "prometheus", "loki", "jaeger"
 
-# Linkerd's dashboards on grafana.com: name → (gnetId, revision). Same list as linkerd2's
-# grafana/values.yaml (https://github.com/linkerd/linkerd2/blob/main/grafana/values.yaml).
-LINKERD_DASHBOARDS: dict[str, tuple[int, int]] = {
+# Linkerd's dashboards are generated (dashboards.linkerd_dashboards) into this ConfigMap.
+LINKERD_DASHBOARDS_CONFIGMAP = "grafana-dashboards-linkerd"
+
+# Optional extras (`grafana.grafanaComDashboards`): Linkerd's own dashboards from grafana.com,
+# name → (gnetId, revision), the list of linkerd2's grafana/values.yaml
+# (https://github.com/linkerd/linkerd2/blob/main/grafana/values.yaml). Fetched by the stack's
+# own init container, not the chart's `dashboards` download: that one gives every dashboard
+# a hard-coded 60s connect timeout and max time (chart templates/_config.tpl
+# `download_dashboards.sh`), so with egress silently dropped 18 dashboards hold the pod for
+# 18 minutes.
+GRAFANA_COM_PROVIDER = "grafana-com"
+GRAFANA_COM_DASHBOARDS: dict[str, tuple[int, int]] = {
     "top-line": (15474, 4),
     "health": (15486, 3),
     "kubernetes": (15479, 2),
@@ -85,6 +94,11 @@ LINKERD_DASHBOARDS: dict[str, tuple[int, int]] = {
     "prometheus": (15489, 2),
     "prometheus-benchmark": (15490, 2),
 }
+# All fetched in parallel, each given up after these many seconds: Grafana starts at most
+# `DOWNLOAD_MAX_TIME_S` late, with whatever arrived.
+DOWNLOAD_CONNECT_TIMEOUT_S = 3
+DOWNLOAD_MAX_TIME_S = 10
+DASHBOARDS_ROOT = "/var/lib/grafana/dashboards"
 
 # A trace id in a log line, e.g. `traceID=4bf92f3577b34da6a3ce929d0e0e4736` or `"trace_id": "…"`.
 TRACE_ID_REGEX = r'(?:trace_?[iI][dD])["=: ]+([0-9a-fA-F]{16,32})'
@@ -193,7 +207,8 @@ def helm_literal(value: Any) -> Any:
 
 
 def dashboard_providers() -> dict[str, Any]:
-    """File providers: our dashboards, and Linkerd's (filled by download at pod start)."""
+    """File providers: our dashboards, Linkerd's (generated as well), and the grafana.com
+    extras (an empty folder unless `grafanaComDashboards`)."""
 
     def provider(name: str, folder: str) -> dict[str, Any]:
         return {
@@ -204,20 +219,60 @@ def dashboard_providers() -> dict[str, Any]:
             "disableDeletion": True,
             "allowUiUpdates": False,
             # The chart mounts a provider's dashboards at /var/lib/grafana/dashboards/<name>.
-            "options": {"path": f"/var/lib/grafana/dashboards/{name}"},
+            "options": {"path": f"{DASHBOARDS_ROOT}/{name}"},
         }
 
     return {
         "apiVersion": 1,
-        "providers": [provider(OWN_PROVIDER, "Meshstack"), provider(LINKERD_PROVIDER, "Linkerd")],
+        "providers": [
+            provider(OWN_PROVIDER, "Meshstack"),
+            provider(LINKERD_PROVIDER, "Linkerd"),
+            provider(GRAFANA_COM_PROVIDER, "Linkerd (grafana.com)"),
+        ],
     }
 
 
-def linkerd_dashboards() -> dict[str, Any]:
-    """Linkerd's dashboards by grafana.com id; the chart's init container downloads them."""
+def grafana_com_download_script() -> str:
+    """The init container's script: every extra fetched in parallel with short timeouts; a
+    failure skips that dashboard and never the pod. Holds no `{{` (the chart runs it through
+    Helm's `tpl`). Pure."""
+    folder = f"{DASHBOARDS_ROOT}/{GRAFANA_COM_PROVIDER}"
+    lines = [
+        "set -u",
+        f"mkdir -p {folder}",
+        "fetch() {",
+        f"  if curl -sSf --connect-timeout {DOWNLOAD_CONNECT_TIMEOUT_S} "
+        f'--max-time {DOWNLOAD_MAX_TIME_S} -o "{folder}/$1.part" "$2"; then',
+        f'    mv "{folder}/$1.part" "{folder}/$1.json"',
+        "  else",
+        f'    rm -f "{folder}/$1.part"; echo "grafana.com dashboard $1 skipped" >&2',
+        "  fi",
+        "}",
+    ]
+    lines += [
+        f"fetch {name} https://grafana.com/api/dashboards/{gnet_id}/revisions/{revision}/download &"
+        for name, (gnet_id, revision) in GRAFANA_COM_DASHBOARDS.items()
+    ]
+    lines += ["wait", "exit 0"]
+    return "\n".join(lines) + "\n"
+
+
+def grafana_com_init_container(profile: str) -> dict[str, Any]:
+    """Downloads the grafana.com extras into the `storage` volume the chart mounts at
+    /var/lib/grafana, where the `grafana-com` provider reads them."""
     return {
-        name: {"gnetId": gnet_id, "revision": revision, "datasource": PROMETHEUS_UID}
-        for name, (gnet_id, revision) in LINKERD_DASHBOARDS.items()
+        "name": "grafana-com-dashboards",
+        "image": versions.CURL_IMAGE,
+        "command": ["/bin/sh", "-c", grafana_com_download_script()],
+        "resources": sizing.k8s_resources(profile, "grafana-init"),
+        # Grafana's own uid and group (the chart's pod securityContext), so Grafana can read
+        # and replace what it writes; restricted otherwise.
+        "securityContext": {
+            **common.restricted_container_security(),
+            "runAsUser": 472,
+            "runAsGroup": 472,
+        },
+        "volumeMounts": [{"name": "storage", "mountPath": "/var/lib/grafana"}],
     }
 
 
@@ -308,12 +363,21 @@ def grafana_values(
             },
             "news": {"news_feed_enabled": False},
             "security": {"disable_gravatar": True, "cookie_secure": root_url.startswith("https")},
+            # Grafana 12+ installs and updates a list of plugins from grafana.com in the
+            # background at every start (the bundled Loki and Jaeger datasources among them);
+            # this skips the whole preinstall, the chart's `plugins:` list included, so the
+            # plugins are the ones the image ships (grafana/grafana pkg/setting/
+            # setting_plugins.go `readPluginSettings`).
+            "plugins": {"preinstall_disabled": True},
         },
         "datasources": {
             "datasources.yaml": helm_literal(datasources(prometheus_url, loki_url, jaeger_url))
         },
         "dashboardProviders": {"dashboardproviders.yaml": dashboard_providers()},
-        "dashboardsConfigMaps": {OWN_PROVIDER: DASHBOARDS_CONFIGMAP},
+        "dashboardsConfigMaps": {
+            OWN_PROVIDER: DASHBOARDS_CONFIGMAP,
+            LINKERD_PROVIDER: LINKERD_DASHBOARDS_CONFIGMAP,
+        },
         "alerting": alerting_files,
         "podAnnotations": {},
     }
@@ -322,10 +386,12 @@ def grafana_values(
         # still holds, and waits forever when it lands on another node. Recreate stops the old
         # pod first (a short gap in Grafana, which keeps nothing in flight).
         values["deploymentStrategy"] = {"type": "Recreate"}
+    # No `dashboards` value ever: any makes the chart add its download-dashboards init
+    # container (see GRAFANA_COM_DASHBOARDS).
     if settings.grafana_com_dashboards:
-        values["dashboards"] = {LINKERD_PROVIDER: linkerd_dashboards()}
-        # The download runs in an init container. With Linkerd's native sidecar the proxy is
-        # already up then; without it, traffic to 443 would be sent to a proxy not yet running.
+        values["extraInitContainers"] = [grafana_com_init_container(profile)]
+        # With Linkerd's native sidecar the proxy is already up when init containers run;
+        # without it, traffic to 443 would be sent to a proxy not yet running.
         values["podAnnotations"]["config.linkerd.io/skip-outbound-ports"] = "443"
     if webhook:
         values["envValueFrom"] = {
@@ -340,6 +406,14 @@ def golden_metrics_configmap_data(settings: GrafanaSettings) -> dict[str, str]:
         PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
     )
     return {dashboards.GOLDEN_METRICS_FILE: json.dumps(dashboard, indent=2, sort_keys=True)}
+
+
+def linkerd_configmap_data() -> dict[str, str]:
+    """The ConfigMap data for the Linkerd dashboards provider."""
+    return {
+        file: json.dumps(dashboard, indent=2, sort_keys=True)
+        for file, dashboard in dashboards.linkerd_dashboards(PROMETHEUS_UID).items()
+    }
 
 
 def prometheus_authorization_spec() -> dict[str, Any]:
@@ -543,6 +617,18 @@ class Grafana(pulumi.ComponentResource):
                     name=DASHBOARDS_CONFIGMAP, namespace=ns.metadata.name, labels=common.MANAGED_BY
                 ),
                 data=golden_metrics_configmap_data(args.settings),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        )
+        chart_deps.append(
+            k8s.core.v1.ConfigMap(
+                f"{name}-linkerd-dashboards",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=LINKERD_DASHBOARDS_CONFIGMAP,
+                    namespace=ns.metadata.name,
+                    labels=common.MANAGED_BY,
+                ),
+                data=linkerd_configmap_data(),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         )

@@ -17,6 +17,7 @@ tests/charts.py); skipped with the reason elsewhere.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -440,6 +441,55 @@ def test_grafanas_datasources_reach_prometheus_lokis_query_api_and_jaeger_query(
         assert urllib.parse.urlsplit(loki).path in ("", "/"), f"Loki datasource {loki}"
     if s.graph.config.get("enableTracing", True):
         assert served(s, ds["jaeger"]["url"]) == {"jaeger_query/http"}
+
+
+URL = re.compile(r"https?://[^\s\"']+")
+
+
+def test_grafana_fetches_no_dashboard_or_plugin_at_start_but_bounded_extras(s: Stack) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
+    (c,) = [c for c in w.containers() if c["name"] == "grafana"]
+    env = {e["name"] for c in w.containers() for e in c.get("env") or []}
+    # The chart's `plugins:` list becomes a blocking install from grafana.com.
+    assert not env & {"GF_PLUGINS_PREINSTALL_SYNC", "GF_INSTALL_PLUGINS"}, env
+    ini = mounted_config(s, w, c, "grafana.ini") or ""
+    plugins = re.search(r"^\[plugins\]\n((?:[^\[].*\n?)*)", ini, re.MULTILINE)
+    # Grafana's background preinstall (and auto-update) of its default plugin list is off.
+    assert plugins and re.search(r"^preinstall_disabled = true$", plugins[1], re.MULTILINE), ini
+    for cm in of_kind(s, "ConfigMap", "grafana"):
+        assert "download_dashboards.sh" not in (cm.get("data") or {}), "the chart downloads"
+    extras = s.graph.config.get("grafana", {}).get("grafanaComDashboards", False)
+    fetching = []
+    for init in w.spec.get("initContainers") or []:
+        script = " ".join([*(init.get("command") or []), *(init.get("args") or [])])
+        if not URL.search(script):
+            continue
+        fetching.append(init["name"])
+        # Each fetch is bounded, the fetches run side by side, and none can fail the pod.
+        for line in script.splitlines():
+            if "curl " in line:
+                connect = re.search(r"--connect-timeout (\d+)", line)
+                total = re.search(r"--max-time (\d+)", line)
+                assert connect and int(connect[1]) <= 5, line
+                assert total and int(total[1]) <= 15, line
+        assert script.rstrip().endswith("wait\nexit 0"), script
+    assert fetching == (["grafana-com-dashboards"] if extras else []), fetching
+    # The Linkerd dashboards come from the program's own ConfigMap, mounted where the
+    # provider reads them.
+    providers = yaml.safe_load(mounted_config(s, w, c, "dashboardproviders.yaml") or "{}")
+    paths = {p["name"]: p["options"]["path"] for p in providers["providers"]}
+    volumes = {v["name"]: v for v in w.spec.get("volumes") or []}
+    mounted = {
+        m["mountPath"]: (volumes[m["name"]].get("configMap") or {}).get("name")
+        for m in c.get("volumeMounts") or []
+    }
+    cm_name = mounted[paths["linkerd"]]
+    (dashboards,) = [
+        r.inputs["data"]
+        for r in program_objects(s.graph)
+        if r.inputs["metadata"].get("name") == cm_name
+    ]
+    assert {json.loads(text)["uid"] for text in dashboards.values()}
 
 
 def test_viz_reaches_prometheus_and_links_to_jaeger_query_and_grafana(s: Stack) -> None:
