@@ -168,6 +168,8 @@ viz = Viz(
         jaeger_url=tracing_at.jaeger_query_host if tracing_at else "",
         proxy_config=mesh.proxy_config,
         cni=settings.linkerd.cni,
+        prometheus_retention_hours=settings.slo.prometheus_retention_hours,
+        prometheus_storage_size=settings.slo.prometheus_storage_size,
     ),
     opts=on_cluster,
 )
@@ -261,6 +263,7 @@ grafana = (
             public=_published_by_service,
             prometheus_namespace=settings.linkerd.prometheus_scraper[0],
             prometheus_service_account=settings.linkerd.prometheus_scraper[1],
+            slo_objectives=settings.slo.objectives,
         ),
         opts=on_cluster,
     )

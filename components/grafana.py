@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi.output import UNKNOWN, contains_unknowns
 
-from components import common, dashboards, identity, sizing, versions, viz
+from components import common, dashboards, identity, sizing, slo, versions, viz
 from components import logging as logs
 from components.config import GrafanaSettings
 from components.mesh import PROXY_CONFIG_ANNOTATION
@@ -277,16 +277,22 @@ def grafana_com_init_container(profile: str) -> dict[str, Any]:
 
 
 def alerting(
-    settings: GrafanaSettings, webhook: bool, trust_anchor_expires_at: int | None = None
+    settings: GrafanaSettings,
+    webhook: bool,
+    trust_anchor_expires_at: int | None = None,
+    slo_objectives: tuple[slo.Objective, ...] = (),
 ) -> dict[str, Any]:
     """Alert provisioning files: rules always (golden metrics, and certificate expiry: the
-    trust anchor's too when its expiry is given); contact point and policy with a webhook."""
+    trust anchor's too when its expiry is given; SLO burn rates with objectives); contact
+    point and policy with a webhook."""
     rules = dashboards.alert_rules(
         PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
     )
     rules["groups"].append(
         dashboards.certificate_alert_group(PROMETHEUS_UID, trust_anchor_expires_at)
     )
+    if slo_objectives:
+        rules["groups"].append(slo.alert_group(slo_objectives, PROMETHEUS_UID))
     files = {"rules.yaml": rules}
     if webhook:
         # A reference only: Grafana reads the URL from its environment, filled from a Secret.
@@ -304,6 +310,7 @@ def grafana_values(
     jaeger_url: pulumi.Input[str] | None = None,
     webhook: bool = False,
     trust_anchor_expires_at: int | pulumi.Output[int | None] | None = None,
+    slo_objectives: tuple[slo.Objective, ...] = (),
 ) -> dict[str, Any]:
     """Values for the grafana-community `grafana` chart. Pure: the same inputs give the same
     dict, and nothing in it makes the chart generate a value (password, token, lookup)."""
@@ -313,10 +320,12 @@ def grafana_values(
         # anchor rule: `_anchor_expiry`), and a rotated anchor changes the rules, which
         # restarts Grafana (the chart's config checksum).
         alerting_files = trust_anchor_expires_at.apply(
-            lambda at: helm_literal(alerting(settings, webhook, at))
+            lambda at: helm_literal(alerting(settings, webhook, at, slo_objectives))
         )
     else:
-        alerting_files = helm_literal(alerting(settings, webhook, trust_anchor_expires_at))
+        alerting_files = helm_literal(
+            alerting(settings, webhook, trust_anchor_expires_at, slo_objectives)
+        )
     init = sizing.k8s_resources(profile, "grafana-init")
     values: dict[str, Any] = {
         "fullnameOverride": SERVICE,
@@ -400,12 +409,19 @@ def grafana_values(
     return values
 
 
-def golden_metrics_configmap_data(settings: GrafanaSettings) -> dict[str, str]:
-    """The ConfigMap data for our own dashboards provider."""
+def golden_metrics_configmap_data(
+    settings: GrafanaSettings, slo_objectives: tuple[slo.Objective, ...] = ()
+) -> dict[str, str]:
+    """The ConfigMap data for our own dashboards provider (with the SLO dashboard when there
+    are objectives)."""
     dashboard = dashboards.golden_metrics_dashboard(
         PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
     )
-    return {dashboards.GOLDEN_METRICS_FILE: json.dumps(dashboard, indent=2, sort_keys=True)}
+    data = {dashboards.GOLDEN_METRICS_FILE: json.dumps(dashboard, indent=2, sort_keys=True)}
+    if slo_objectives:
+        board = slo.dashboard(slo_objectives, PROMETHEUS_UID)
+        data[slo.DASHBOARD_FILE] = json.dumps(board, indent=2, sort_keys=True)
+    return data
 
 
 def linkerd_configmap_data() -> dict[str, str]:
@@ -505,6 +521,8 @@ class GrafanaArgs:
     """Identity allowed to scrape Grafana's proxy. Default: viz's bundled Prometheus."""
     prometheus_namespace: str = viz.NAMESPACE
     """Namespace of `prometheus_service_account`. Default: linkerd-viz."""
+    slo_objectives: tuple[slo.Objective, ...] = ()
+    """Default: none, no SLO burn-rate rules or SLO dashboard."""
     trust_anchor_pem: pulumi.Input[str] | None = None
     """Default: none, no trust-anchor expiry alerts. The trust anchor that signs the identity
     issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
@@ -616,7 +634,7 @@ class Grafana(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=DASHBOARDS_CONFIGMAP, namespace=ns.metadata.name, labels=common.MANAGED_BY
                 ),
-                data=golden_metrics_configmap_data(args.settings),
+                data=golden_metrics_configmap_data(args.settings, args.slo_objectives),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         )
@@ -668,6 +686,7 @@ class Grafana(pulumi.ComponentResource):
                 if args.trust_anchor_pem is not None
                 else None
             ),
+            args.slo_objectives,
         )
         if webhook_digest is not None:
             values["podAnnotations"]["meshstack.io/alert-webhook-sha256"] = webhook_digest

@@ -112,6 +112,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                 }
             },
             "trustAnchorKeyPem": _ANCHOR_KEY_PEM,
+            # An SLO of a team's deployment over its own window: viz's Prometheus keeps it on
+            # the prod volume.
+            "onboarding": {"namespaces": [{"name": "team-a"}]},
+            "slo": {
+                "objectives": [
+                    {
+                        "namespace": "team-a",
+                        "deployment": "api",
+                        "successPercent": 99.9,
+                        "latencyMs": 500,
+                        "window": "28d",
+                    }
+                ]
+            },
         },
     ),
 }

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from bench.footprint import memory_bytes
+from components import config as cfg
 from components import logging as logs
 from components import mesh
 from policy import rules
@@ -490,6 +491,67 @@ def test_grafana_fetches_no_dashboard_or_plugin_at_start_but_bounded_extras(s: S
         if r.inputs["metadata"].get("name") == cm_name
     ]
     assert {json.loads(text)["uid"] for text in dashboards.values()}
+
+
+def _scrape_job(s: Stack, job: str) -> dict[str, Any] | None:
+    cms = [c for c in of_kind(s, "ConfigMap", "linkerd-viz") if "prometheus.yml" in c["data"]]
+    if not cms:
+        return None
+    config = yaml.safe_load(cms[0]["data"]["prometheus.yml"])
+    (found,) = [j for j in config["scrape_configs"] if j["job_name"] == job]
+    return dict(found)
+
+
+def test_the_slo_labels_are_the_ones_vizs_scrape_job_makes(s: Stack) -> None:
+    job = _scrape_job(s, "linkerd-proxy")
+    if job is None:  # an external Prometheus: its scrape config is the user's
+        assert s.graph.config["linkerd"].get("prometheusUrl")
+        return
+    relabel = job["relabel_configs"]
+    # `namespace` from the pod's namespace, `deployment` from linkerd.io/proxy-deployment
+    # (a label the proxy injector sets on every pod of a Deployment).
+    assert {
+        "source_labels": ["__meta_kubernetes_namespace"],
+        "action": "replace",
+        "target_label": "namespace",
+    } in relabel
+    maps = [r for r in relabel if r.get("action") == "labelmap"]
+    assert maps[0]["regex"] == "__meta_kubernetes_pod_label_linkerd_io_proxy_(.+)"
+    assert maps[0].get("replacement", "$1") == "$1"
+
+
+def test_vizs_prometheus_keeps_the_longest_slo_window(s: Stack) -> None:
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in s.graph.config.items()}
+    settings = cfg.parse_settings(raw, s.name, frozenset(cfg.SECRET_KEYS)).slo
+    windows = [o.window_hours for o in settings.objectives]
+    expected = f"{max(windows)}h" if windows else "6h"
+    deployments = [
+        w
+        for w in workloads(s)
+        if w.namespace == "linkerd-viz" and w.obj["metadata"]["name"] == "prometheus"
+    ]
+    if not deployments:
+        return
+    (w,) = deployments
+    (c,) = [c for c in w.containers() if c["name"] == "prometheus"]
+    args = c.get("args") or []
+    assert f"--storage.tsdb.retention.time={expected}" in args, args
+    data = next(v for v in w.spec["volumes"] if v["name"] == "data")
+    if settings.prometheus_storage_size:
+        claim = data["persistentVolumeClaim"]["claimName"]
+        (pvc,) = [
+            p
+            for p in of_kind(s, "PersistentVolumeClaim", "linkerd-viz")
+            if p["metadata"]["name"] == claim
+        ]
+        size = memory_bytes(pvc["spec"]["resources"]["requests"]["storage"])
+        cap = re.search(r"--storage\.tsdb\.retention\.size=(\d+)MB", " ".join(args))
+        assert cap and int(cap[1]) * 2**20 < size, (args, size)
+        assert w.obj["spec"]["strategy"]["type"] == "Recreate"
+    else:
+        assert "emptyDir" in data
+    if windows:
+        assert "--storage.tsdb.retention.size" in " ".join(args)
 
 
 def test_viz_reaches_prometheus_and_links_to_jaeger_query_and_grafana(s: Stack) -> None:
