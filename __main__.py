@@ -23,6 +23,7 @@ from components import config as cfg
 from components import exposure as exp
 from components import grafana as grafana_module
 from components import lifecycle
+from components import tracing as tracing_module
 from components.auth import Auth, AuthArgs, ProtectedUi
 from components.auth import release as auth_release
 from components.emojivoto import Emojivoto, EmojivotoArgs
@@ -170,6 +171,8 @@ viz = Viz(
         cni=settings.linkerd.cni,
         prometheus_retention_hours=settings.slo.prometheus_retention_hours,
         prometheus_storage_size=settings.slo.prometheus_storage_size,
+        # RED metrics from the spans Jaeger stores (components/tracing.py).
+        scrape_configs=(tracing_module.spanmetrics_scrape_config(),) if tracing_at else (),
     ),
     opts=on_cluster,
 )

@@ -739,3 +739,77 @@ def linkerd_dashboards(datasource_uid: str) -> dict[str, dict[str, Any]]:
         "linkerd-workload.json": workload,
         "linkerd-routes.json": routes,
     }
+
+
+# --- RED metrics from traces -----------------------------------------------------------------
+# Jaeger's spanmetrics connector (components/tracing.py) through the Prometheus exporter: with
+# the default namespace `traces.span.metrics`, unit ms and the exporter's suffixes, the families
+# are `traces_span_metrics_calls_total` and `traces_span_metrics_duration_milliseconds_*`,
+# labelled `service_name`, `span_name`, `span_kind` and `status_code`
+# (opentelemetry-collector-contrib connector/spanmetricsconnector README; Jaeger's SPM reads
+# the same names: internal/storage/metricstore/prometheus).
+
+SPAN_CALLS = "traces_span_metrics_calls_total"
+SPAN_DURATION_BUCKET = "traces_span_metrics_duration_milliseconds_bucket"
+RED_UID = "meshstack-red-from-traces"
+RED_FILE = "red-from-traces.json"
+# Server spans only: each request once, where it is served (client spans would count it twice).
+_SERVER_SPANS = 'span_kind="SPAN_KIND_SERVER", service_name=~"$service"'
+
+
+def red_dashboard(datasource_uid: str) -> dict[str, Any]:
+    """Rate, errors and duration per service from every span (app spans as well as the
+    proxies'); the latency panel shows exemplars, each a link to its trace."""
+    ds = datasource_uid
+    rate = "[$__rate_interval]"
+    by = "service_name"
+    latency = _single(
+        3,
+        "p99 duration (exemplars link to traces)",
+        f"{SPAN_DURATION_BUCKET}: server spans; a dot is one sampled request's trace.",
+        "ms",
+        (0, 8, 24),
+        (
+            f"histogram_quantile(0.99, sum by (le, {by}) "
+            f"(rate({SPAN_DURATION_BUCKET}{{{_SERVER_SPANS}}}{rate})))",
+            "{{service_name}}",
+            ds,
+        ),
+    )
+    latency["targets"][0]["exemplar"] = True
+    services = f"label_values({SPAN_CALLS}, service_name)"
+    return _dashboard(
+        RED_UID,
+        "RED from traces",
+        "Requests, errors and duration per service, computed from spans (meshstack).",
+        [
+            _single(
+                1,
+                "Requests per second",
+                f"{SPAN_CALLS}: server spans.",
+                "reqps",
+                (0, 0, 12),
+                (
+                    f"sum by ({by}) (rate({SPAN_CALLS}{{{_SERVER_SPANS}}}{rate}))",
+                    "{{service_name}}",
+                    ds,
+                ),
+            ),
+            _single(
+                2,
+                "Errors per second",
+                f"{SPAN_CALLS}: server spans with an error status.",
+                "reqps",
+                (12, 0, 12),
+                (
+                    f"sum by ({by}) (rate({SPAN_CALLS}"
+                    f'{{{_SERVER_SPANS}, status_code="STATUS_CODE_ERROR"}}{rate}))',
+                    "{{service_name}}",
+                    ds,
+                ),
+            ),
+            latency,
+        ],
+        [_variable("service", "Service", services, ds)],
+        tags=["traces", "red", "meshstack"],
+    )

@@ -134,6 +134,12 @@ def datasources(
             "jsonData": {"timeInterval": "10s", "httpMethod": "POST"},
         }
     ]
+    if jaeger_url is not None:
+        # The span metrics' exemplars carry `trace_id` (the Prometheus exporter's label):
+        # a dot on a latency panel opens its trace in Jaeger.
+        entries[0]["jsonData"]["exemplarTraceIdDestinations"] = [
+            {"name": "trace_id", "datasourceUid": JAEGER_UID}
+        ]
     if loki_url is not None:
         loki_json: dict[str, Any] = {"maxLines": 1000}
         if jaeger_url is not None:
@@ -410,10 +416,12 @@ def grafana_values(
 
 
 def golden_metrics_configmap_data(
-    settings: GrafanaSettings, slo_objectives: tuple[slo.Objective, ...] = ()
+    settings: GrafanaSettings,
+    slo_objectives: tuple[slo.Objective, ...] = (),
+    traces: bool = False,
 ) -> dict[str, str]:
     """The ConfigMap data for our own dashboards provider (with the SLO dashboard when there
-    are objectives)."""
+    are objectives, and RED metrics from spans with tracing)."""
     dashboard = dashboards.golden_metrics_dashboard(
         PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
     )
@@ -421,6 +429,9 @@ def golden_metrics_configmap_data(
     if slo_objectives:
         board = slo.dashboard(slo_objectives, PROMETHEUS_UID)
         data[slo.DASHBOARD_FILE] = json.dumps(board, indent=2, sort_keys=True)
+    if traces:
+        red = dashboards.red_dashboard(PROMETHEUS_UID)
+        data[dashboards.RED_FILE] = json.dumps(red, indent=2, sort_keys=True)
     return data
 
 
@@ -634,7 +645,9 @@ class Grafana(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=DASHBOARDS_CONFIGMAP, namespace=ns.metadata.name, labels=common.MANAGED_BY
                 ),
-                data=golden_metrics_configmap_data(args.settings, args.slo_objectives),
+                data=golden_metrics_configmap_data(
+                    args.settings, args.slo_objectives, traces=args.jaeger_url is not None
+                ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         )

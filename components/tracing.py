@@ -97,6 +97,11 @@ JAEGER_QUERY_PORT = 16686
 JAEGER_QUERY_GRPC_PORT = 16685
 # The chart's liveness and readiness probes GET /status on this port (hard-coded).
 JAEGER_HEALTH_PORT = 13133
+# RED metrics from spans (see `jaeger_userconfig`): the chart's container port and its
+# Service's `span-metrics` port, both hard-coded.
+SPANMETRICS_PORT = 8889
+# What viz's Prometheus calls the scrape job of those metrics.
+SPANMETRICS_JOB = "jaeger-spanmetrics"
 JAEGER_BADGER_CLAIM = f"{JAEGER_FULLNAME}-badger"
 BADGER_VOLUME = "badger-data"
 BADGER_MOUNT = "/badger"
@@ -240,6 +245,7 @@ def policy(
       attribute it to, and every namespace the stack makes or onboards is meshed;
     - Jaeger's OTLP gRPC receiver: the collector only (Jaeger's OTLP HTTP receiver and query
       gRPC port get no policy, so nobody but a port-forward reaches them);
+    - Jaeger's span metrics (`SPANMETRICS_PORT`): the metrics scraper;
     - Jaeger's query API and UI: viz's dashboard (its trace links are proxied by `web`), the
       `query_clients` ((ServiceAccount, namespace): Grafana's datasource), and the way the UI
       is published (`published_policy`);
@@ -252,6 +258,7 @@ def policy(
         # The chart's container ports are unnamed: Jaeger's by number.
         "jaeger-otlp": server({"matchLabels": JAEGER_PODS}, JAEGER_OTLP_GRPC_PORT, "gRPC"),
         "jaeger-query": server({"matchLabels": JAEGER_PODS}, JAEGER_QUERY_PORT, "HTTP/1"),
+        "jaeger-spanmetrics": server({"matchLabels": JAEGER_PODS}, SPANMETRICS_PORT, "HTTP/1"),
     }
     p["MeshTLSAuthentication"] |= {
         "any-mesh-identity": dict(ANY_MESH_IDENTITY),
@@ -274,6 +281,10 @@ def policy(
         "jaeger-otlp-collector": authorization("jaeger-otlp", "MeshTLSAuthentication", "collector"),
         "jaeger-query-clients": authorization(
             "jaeger-query", "MeshTLSAuthentication", "query-clients"
+        ),
+        # The metrics scraper (its MeshTLSAuthentication comes with `proxy_admin_policy`).
+        "jaeger-spanmetrics-scraper": authorization(
+            "jaeger-spanmetrics", "MeshTLSAuthentication", "metrics-scraper"
         ),
     }
     return merge_policies(
@@ -497,8 +508,9 @@ def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dic
                 "traces": {
                     "receivers": ["otlp"],
                     "processors": ["batch"],
-                    "exporters": ["jaeger_storage_exporter"],
-                }
+                    "exporters": ["jaeger_storage_exporter", "spanmetrics"],
+                },
+                "metrics/spanmetrics": {"receivers": ["spanmetrics"], "exporters": ["prometheus"]},
             },
             "telemetry": {
                 "resource": {"service.name": "jaeger"},
@@ -540,7 +552,51 @@ def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dic
             }
         },
         "processors": {"batch": {}},
-        "exporters": {"jaeger_storage_exporter": {"trace_storage": JAEGER_STORE}},
+        # RED metrics (calls, errors, duration) per service and span from every span stored,
+        # app spans as well as proxy spans. Computed here, not in the collector: the Jaeger
+        # 2.19 binary ships the spanmetrics connector and the Prometheus exporter, while the
+        # collector's Kubernetes distribution (0.158.0) has no Prometheus exporter (its
+        # manifest.yaml), so this one path serves both collector images.
+        "connectors": {
+            "spanmetrics": {
+                # Pinned: a feature gate of newer connectors makes seconds the default.
+                "histogram": {"unit": "ms"},
+                # Trace ids on the histogram's samples: a latency panel links to the trace.
+                "exemplars": {"enabled": True},
+                "metrics_flush_interval": "15s",
+            }
+        },
+        "exporters": {
+            "jaeger_storage_exporter": {"trace_storage": JAEGER_STORE},
+            # Exemplars leave the exporter in the OpenMetrics format only.
+            "prometheus": {
+                "endpoint": f"{ALL_INTERFACES}:{SPANMETRICS_PORT}",
+                "enable_open_metrics": True,
+            },
+        },
+    }
+
+
+def spanmetrics_scrape_config() -> dict[str, Any]:
+    """The scrape job viz's Prometheus (`prometheus.scrapeConfigs`) adds for Jaeger's span
+    metrics: the Jaeger pods' `SPANMETRICS_PORT`, found through the pods (the only objects
+    viz's Prometheus may list). Pure."""
+    return {
+        "job_name": SPANMETRICS_JOB,
+        "scrape_interval": "15s",
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}],
+        "relabel_configs": [
+            {
+                "source_labels": [
+                    "__meta_kubernetes_pod_label_app_kubernetes_io_name",
+                    "__meta_kubernetes_pod_label_app_kubernetes_io_instance",
+                    "__meta_kubernetes_pod_container_port_number",
+                ],
+                "regex": f"{JAEGER_PODS['app.kubernetes.io/name']};{JAEGER_RELEASE};"
+                f"{SPANMETRICS_PORT}",
+                "action": "keep",
+            }
+        ],
     }
 
 

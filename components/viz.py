@@ -102,11 +102,13 @@ def viz_values(
     proxy_config: pulumi.Input[str] | None = None,
     retention_hours: int = 0,
     storage_size: str = "",
+    scrape_configs: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     """Values for linkerd-viz. Pure: the same inputs give the same dict.
 
     `retention_hours` (0: the chart's 6h) is what the bundled Prometheus keeps, on a volume of
-    `storage_size` (empty: the chart's emptyDir).
+    `storage_size` (empty: the chart's emptyDir). `scrape_configs` are jobs it adds to its
+    own (Jaeger's span metrics), whose exemplars it then stores.
 
     `proxy_config` (the control plane's `Mesh.proxy_config`) goes on every viz pod template, so
     a change in what proxies are injected with rolls them.
@@ -139,6 +141,10 @@ def viz_values(
         }
     if retention_hours and not prometheus_url:
         values["prometheus"] |= prometheus_retention(retention_hours, storage_size)
+    if scrape_configs and not prometheus_url:
+        values["prometheus"]["scrapeConfigs"] = list(scrape_configs)
+        # Trace ids on histogram samples (the span metrics' exemplars); a flag of 2.55.
+        values["prometheus"].setdefault("args", {})["enable-feature"] = "exemplar-storage"
     if prometheus_url:
         values["prometheusUrl"] = prometheus_url
     if grafana_external_url:
@@ -188,6 +194,8 @@ class VizArgs:
     """What the bundled Prometheus keeps (the longest SLO window). Default: 0, the chart's 6h."""
     prometheus_storage_size: str = ""
     """The bundled Prometheus's volume. Default: none, the chart's emptyDir."""
+    scrape_configs: tuple[dict[str, Any], ...] = ()
+    """Scrape jobs the bundled Prometheus adds to its own. Default: none."""
 
 
 class Viz(pulumi.ComponentResource):
@@ -231,6 +239,7 @@ class Viz(pulumi.ComponentResource):
                 args.proxy_config,
                 args.prometheus_retention_hours,
                 args.prometheus_storage_size,
+                args.scrape_configs,
             ),
             self,
             depends_on=[args.control_plane],

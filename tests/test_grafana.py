@@ -762,3 +762,22 @@ def test_the_volume_is_handed_to_grafana_by_fs_group_not_a_root_chown() -> None:
     # The chart's pod securityContext (`fsGroup: 472`) gives the claim to Grafana's group; the
     # root init container would only repeat it, and no root container passes `restricted`.
     assert values(settings=GrafanaSettings(persistence=True))["initChownData"]["enabled"] is False
+
+
+def test_red_from_traces_reads_the_span_metrics_with_exemplars_only_with_tracing() -> None:
+    assert dashboards.RED_FILE not in gf.golden_metrics_configmap_data(GrafanaSettings())
+    data = gf.golden_metrics_configmap_data(GrafanaSettings(), traces=True)
+    board = json.loads(data[dashboards.RED_FILE])
+    targets = [t for p in board["panels"] for t in p["targets"]]
+    exprs = " ".join(t["expr"] for t in targets)
+    # The connector's names in the Prometheus exporter (unit pinned to ms in Jaeger's config).
+    assert set(re.findall(r"traces_span_metrics_[a-z_]+", exprs)) == {
+        "traces_span_metrics_calls_total",
+        "traces_span_metrics_duration_milliseconds_bucket",
+    }
+    assert 'span_kind="SPAN_KIND_SERVER"' in exprs and "STATUS_CODE_ERROR" in exprs
+    assert [t.get("exemplar") for t in targets] == [None, None, True]
+    ds = gf.datasources("http://p", None, "http://j")["datasources"][0]
+    assert ds["jsonData"]["exemplarTraceIdDestinations"] == [
+        {"name": "trace_id", "datasourceUid": gf.JAEGER_UID}
+    ]

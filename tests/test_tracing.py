@@ -241,10 +241,16 @@ def test_jaeger_userconfig_is_complete_and_self_consistent() -> None:
         (store,) = config["extensions"]["jaeger_storage"]["backends"]
         assert config["extensions"]["jaeger_query"]["storage"]["traces"] == store
         assert config["exporters"]["jaeger_storage_exporter"]["trace_storage"] == store
-        pipeline = config["service"]["pipelines"]["traces"]
-        assert set(pipeline["receivers"]) <= set(config["receivers"])
-        assert set(pipeline["processors"]) <= set(config["processors"])
-        assert set(pipeline["exporters"]) <= set(config["exporters"])
+        connectors = set(config.get("connectors") or {})
+        for pipeline in config["service"]["pipelines"].values():
+            assert set(pipeline["receivers"]) <= set(config["receivers"]) | connectors
+            assert set(pipeline.get("processors", [])) <= set(config["processors"])
+            assert set(pipeline["exporters"]) <= set(config["exporters"]) | connectors
+        # A connector is an exporter of one pipeline and a receiver of another.
+        used = config["service"]["pipelines"].values()
+        for connector in connectors:
+            assert any(connector in p["exporters"] for p in used), connector
+            assert any(connector in p["receivers"] for p in used), connector
         assert set(config["service"]["extensions"]) <= set(config["extensions"])
         assert "null" not in json.dumps(config)
 

@@ -412,6 +412,50 @@ def test_every_grpc_span_connection_reaches_a_service_port_linkerd_treats_as_htt
         assert port.get("appProtocol") == "kubernetes.io/h2c", f"{who} → {address}: {port}"
 
 
+def test_red_metrics_from_spans_reach_vizs_prometheus_with_exemplars_that_open_traces(
+    s: Stack,
+) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger"]
+    (c,) = w.containers()
+    config = yaml.safe_load(mounted_config(s, w, c, "user-config.yaml") or "{}")
+    pipelines = config["service"]["pipelines"]
+    # Every stored span also feeds the spanmetrics connector...
+    assert "spanmetrics" in pipelines["traces"]["exporters"]
+    assert config["connectors"]["spanmetrics"]["exemplars"]["enabled"] is True
+    # ...whose metrics pipeline ends in the Prometheus exporter, in OpenMetrics (exemplars).
+    (metrics,) = [p for p in pipelines.values() if "spanmetrics" in p["receivers"]]
+    (exporter,) = [config["exporters"][e] for e in metrics["exporters"]]
+    assert exporter["enable_open_metrics"] is True
+    port = _port(exporter["endpoint"])
+    assert port in {cp["containerPort"] for cp in c.get("ports") or []}
+    job = _scrape_job(s, "jaeger-spanmetrics") if _scrape_job(s, "linkerd-proxy") else None
+    if job is None:  # an external Prometheus scrapes what its owner configures
+        assert s.graph.config["linkerd"].get("prometheusUrl")
+        return
+    # The scrape job keeps exactly this pod's port, as Prometheus evaluates its relabeling.
+    (keep,) = [r for r in job["relabel_configs"] if r["action"] == "keep"]
+    meta = {
+        f"__meta_kubernetes_pod_label_{k.replace('.', '_').replace('/', '_')}": v
+        for k, v in w.labels.items()
+    } | {"__meta_kubernetes_pod_container_port_number": str(port)}
+    value = ";".join(meta.get(label, "") for label in keep["source_labels"])
+    assert re.fullmatch(keep["regex"], value), (keep, value)
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == [w.namespace]
+    # Under default-deny, a Server on that port admits the scraper.
+    servers = [
+        name
+        for (ns, name), srv in _servers(s).items()
+        if ns == w.namespace and srv["spec"]["port"] == port
+    ]
+    assert servers, f"no Server for Jaeger's port {port}"
+    (prom,) = [x for x in workloads(s) if x.obj["metadata"]["name"] == "prometheus"]
+    (pc,) = [x for x in prom.containers() if x["name"] == "prometheus"]
+    assert "--enable-feature=exemplar-storage" in (pc.get("args") or [])
+    ds = datasources(s)
+    (dest,) = ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert dest["datasourceUid"] == ds["jaeger"]["uid"]
+
+
 def test_onboarded_namespaces_are_told_addresses_that_reach_the_collector(s: Stack) -> None:
     teams = s.graph.outputs["teamNamespaces"]
     maps = [cm for cm in of_kind(s, "ConfigMap") if cm["metadata"]["name"] == "meshstack-tracing"]
