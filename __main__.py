@@ -28,7 +28,7 @@ from components.auth import Auth, AuthArgs, ProtectedUi
 from components.auth import release as auth_release
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.external_issuer import ExternalIssuerArgs
-from components.gateway import EnvoyGateway, EnvoyGatewayArgs
+from components.gateway import EnvoyGateway, EnvoyGatewayArgs, edge_tracing
 from components.grafana import Grafana, GrafanaArgs
 from components.identity import Identity, IdentityArgs
 from components.logging import Logging, LoggingArgs
@@ -359,6 +359,16 @@ envoy_gateway = (
             namespace=settings.exposure.gateway_namespace,
             profile=settings.profile,
             cluster_domain=settings.cluster_domain,
+            tracing=(
+                edge_tracing(
+                    tracing_module.COLLECTOR_SERVICE,
+                    tracing_module.NAMESPACE,
+                    tracing_module.OTLP_GRPC_PORT,
+                    settings.edge_trace_sample_percent,
+                )
+                if tracing_at
+                else None
+            ),
         ),
         opts=on_cluster,
     )

@@ -42,6 +42,8 @@ EXPOSURE_MODES = ("port-forward", "ingress", "gateway", "loadBalancer", "nodePor
 AUTH_MODES = ("basic", "oidc", "none")
 # The keys under `exposure` that `_auth` reads (the rest are `_exposure`'s).
 AUTH_KEYS = ("auth", "allowUnauthenticated", "oidc")
+# The keys under `exposure` that `_edge_sampling` reads.
+EDGE_KEYS = ("traceSamplePercent",)
 # An email address, or `@domain` for everyone at a domain (oauth2-proxy's email_domains).
 _EMAIL = re.compile(r"^([^@\s]+)?@[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 # OIDC issuers are trusted for their TLS certificate: discovery and keys over https only.
@@ -296,6 +298,8 @@ class Settings:
     auth: AuthSettings = AuthSettings()
     teams: tuple[TeamNamespace, ...] = field(default_factory=tuple)
     slo: SloSettings = SloSettings()
+    edge_trace_sample_percent: float = 100.0
+    """Share of requests the edge proxy (the stack's Envoy Gateway) starts a trace for."""
 
     @property
     def high_availability(self) -> bool:
@@ -477,6 +481,9 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     # The volume of viz's Prometheus with SLOs: a 30-day window of a few hundred pods in prod;
     # a laptop keeps it in an emptyDir.
     "slo.prometheusStorageSize": {"dev": "", "prod": "20Gi"},
+    # Every request traced on a laptop; 1% in production, where each trace costs the collector,
+    # Jaeger's storage and the span metrics.
+    "exposure.traceSamplePercent": {"dev": 100.0, "prod": 1.0},
 }
 
 # Keys whose values must be set with `pulumi config set --secret`.
@@ -585,12 +592,17 @@ def parse_settings(
         ),
         emojivoto=_emojivoto(r, values["emojivoto"] or {}, _flag(values, "enableEmojivoto")),
         exposure=_exposure(
-            r, {k: v for k, v in (values["exposure"] or {}).items() if k not in AUTH_KEYS}
+            r,
+            {k: v for k, v in (values["exposure"] or {}).items() if k not in AUTH_KEYS + EDGE_KEYS},
         ),
         auth=_auth(r, values["exposure"] or {}, values["oidcClientSecret"] or ""),
         teams=_onboarding(r, values["onboarding"] or {}),
     )
-    settings = replace(settings, slo=_slo(r, values["slo"] or {}, settings))
+    settings = replace(
+        settings,
+        slo=_slo(r, values["slo"] or {}, settings),
+        edge_trace_sample_percent=_edge_sampling(r, values["exposure"] or {}, profile),
+    )
     _cross_checks(r, settings)
     _check_volumes(r, settings, previous or {})
     _check_trust_anchor(r, settings, now or datetime.datetime.now(datetime.UTC))
@@ -1125,6 +1137,20 @@ def _check_auth(r: _Reader, s: Settings) -> None:
 
 # The keys of an `onboarding.namespaces` entry (README Configure documents each).
 TEAM_KEYS = ("name", "adopt", "prometheusReaders")
+
+
+def _edge_sampling(r: _Reader, exposure: Mapping[str, Any], profile: str) -> float:
+    """`exposure.traceSamplePercent`: how many requests Envoy Gateway starts a trace for."""
+    return float(
+        r.pick(
+            exposure,
+            "exposure",
+            "traceSamplePercent",
+            PROFILE_DEFAULTS["exposure.traceSamplePercent"][profile],
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 100,
+            "expected a percentage from 0 (no edge traces) to 100, such as 1 or 0.1",
+        )
+    )
 
 
 # --- SLOs ------------------------------------------------------------------------------------

@@ -131,7 +131,36 @@ def certgen_objects(profile: str, namespace: str, cluster_domain: str) -> list[d
     ]
 
 
-def envoy_proxy_spec(profile: str) -> dict[str, Any]:
+# `samplingFraction` is numerator/denominator: a percentage to two decimals.
+SAMPLING_DENOMINATOR = 10_000
+
+
+def edge_tracing(
+    collector_service: str, collector_namespace: str, collector_port: int, percent: float
+) -> dict[str, Any]:
+    """`telemetry.tracing` of the EnvoyProxy: Envoy starts a trace for `percent` of the
+    requests it receives and sends its spans over OTLP gRPC to the collector's Service (through
+    its Linkerd proxy, over mTLS). Envoy propagates W3C `traceparent`, which Linkerd's proxies
+    continue. Pure."""
+    return {
+        "samplingFraction": {
+            "numerator": round(percent * SAMPLING_DENOMINATOR / 100),
+            "denominator": SAMPLING_DENOMINATOR,
+        },
+        "provider": {
+            "type": "OpenTelemetry",
+            "backendRefs": [
+                {
+                    "name": collector_service,
+                    "namespace": collector_namespace,
+                    "port": collector_port,
+                }
+            ],
+        },
+    }
+
+
+def envoy_proxy_spec(profile: str, tracing: dict[str, Any] | None = None) -> dict[str, Any]:
     """The EnvoyProxy the GatewayClass points at: what makes Envoy a well-behaved mesh member.
 
     - `linkerd.io/inject: enabled` on the Envoy pods: Linkerd gives them an identity (their
@@ -140,7 +169,8 @@ def envoy_proxy_spec(profile: str) -> dict[str, Any]:
       default), so Linkerd sees a Service and applies its policy and load balancing (Linkerd
       "Ingress" docs). Headless Services cannot be routed to this way; the UIs have none.
     - dev: a NodePort Service (kind has no load balancer); prod: two Envoy replicas behind a
-      LoadBalancer (Envoy Gateway's default type).
+      LoadBalancer (Envoy Gateway's default type);
+    - `tracing` (`edge_tracing`): the edge starts traces for real user requests.
     """
     kubernetes: dict[str, Any] = {
         "envoyDeployment": {"pod": {"annotations": {"linkerd.io/inject": "enabled"}}},
@@ -149,10 +179,13 @@ def envoy_proxy_spec(profile: str) -> dict[str, Any]:
         kubernetes["envoyDeployment"]["replicas"] = 2
     else:
         kubernetes["envoyService"] = {"type": "NodePort"}
-    return {
+    spec: dict[str, Any] = {
         "routingType": "Service",
         "provider": {"type": "Kubernetes", "kubernetes": kubernetes},
     }
+    if tracing is not None:
+        spec["telemetry"] = {"tracing": tracing}
+    return spec
 
 
 def gateway_class_spec(namespace: str) -> dict[str, Any]:
@@ -181,6 +214,8 @@ class EnvoyGatewayArgs:
     """Default: dev (one Envoy replica, NodePort); prod: two replicas, LoadBalancer."""
     cluster_domain: str = "cluster.local"
     """Default: cluster.local; the names in the control plane's certificates use it."""
+    tracing: dict[str, Any] | None = None
+    """`edge_tracing(...)`: Envoy's spans and sampling. Default: none, Envoy traces nothing."""
 
 
 class EnvoyGateway(pulumi.ComponentResource):
@@ -245,7 +280,7 @@ class EnvoyGateway(pulumi.ComponentResource):
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="EnvoyProxy",
             metadata={"name": ENVOY_PROXY, "namespace": ns.metadata.name},
-            spec=envoy_proxy_spec(args.profile),
+            spec=envoy_proxy_spec(args.profile, args.tracing),
             # Its kind is one of the CRDs installed before the control plane.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
         )

@@ -396,7 +396,38 @@ def span_grpc_addresses(s: Stack) -> list[tuple[str, str]]:
     for name, exporter in config["exporters"].items():
         if name.split("/")[0] in ("otlp", "otlp_grpc"):
             found.append((f"collector exporter {name}", exporter["endpoint"]))
+    found += [(f"EnvoyProxy {where}", address) for where, address, _ in edge_tracing(s)]
     return found
+
+
+def edge_tracing(s: Stack) -> list[tuple[str, str, dict[str, Any]]]:
+    """(EnvoyProxy, address of its OTLP backend, its tracing) for each EnvoyProxy that traces."""
+    out = []
+    for r in program_objects(s.graph):
+        if r.inputs.get("kind") != "EnvoyProxy":
+            continue
+        tracing = (r.inputs["spec"].get("telemetry") or {}).get("tracing")
+        if tracing:
+            (ref,) = tracing["provider"]["backendRefs"]
+            address = f"{ref['name']}.{ref['namespace']}.svc:{int(ref['port'])}"
+            out.append((r.inputs["metadata"]["name"], address, tracing))
+    return out
+
+
+def test_the_edge_starts_traces_at_the_configured_rate_into_the_collectors_otlp_receiver(
+    s: Stack,
+) -> None:
+    found = edge_tracing(s)
+    exposure = s.graph.config.get("exposure", {})
+    if not (exposure.get("installEnvoyGateway") and s.graph.config.get("enableTracing", True)):
+        assert not found
+        return
+    (_, address, tracing) = found[0]
+    assert tracing["provider"]["type"] == "OpenTelemetry"
+    assert served(s, address) == {"otlp/grpc"}, address
+    fraction = tracing["samplingFraction"]
+    expected = exposure.get("traceSamplePercent", 100.0 if s.name == "dev" else 1.0)
+    assert fraction["numerator"] / fraction["denominator"] == pytest.approx(expected / 100)
 
 
 def test_every_grpc_span_connection_reaches_a_service_port_linkerd_treats_as_http2(
