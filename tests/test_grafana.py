@@ -250,6 +250,10 @@ def test_grafana_com_extras_are_fetched_with_short_timeouts_and_never_fail_the_p
     assert init["volumeMounts"] == [{"name": "storage", "mountPath": "/var/lib/grafana"}]
     script = init["command"][-1]
     assert "{{" not in script  # the chart runs extraInitContainers through tpl
+    # Side by side: Grafana waits for the slowest fetch, not for their sum.
+    fetches = [line for line in script.splitlines() if line.startswith("fetch ")]
+    assert len(fetches) == len(gf.GRAFANA_COM_DASHBOARDS)
+    assert all(line.endswith(" &") for line in fetches) and "\nwait\n" in script
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "curl").write_text(FAKE_CURL)

@@ -565,7 +565,12 @@ def test_grafana_fetches_no_dashboard_or_plugin_at_start_but_bounded_extras(s: S
         for r in program_objects(s.graph)
         if r.inputs["metadata"].get("name") == cm_name
     ]
-    assert {json.loads(text)["uid"] for text in dashboards.values()}
+    # The Linkerd folder holds the generated Linkerd dashboards, and only them.
+    assert {json.loads(text)["uid"] for text in dashboards.values()} == {
+        "meshstack-linkerd-top-line",
+        "meshstack-linkerd-workload",
+        "meshstack-linkerd-routes",
+    }
 
 
 def _scrape_job(s: Stack, job: str) -> dict[str, Any] | None:
