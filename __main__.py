@@ -23,13 +23,14 @@ from components import config as cfg
 from components import exposure as exp
 from components import grafana as grafana_module
 from components import lifecycle
+from components import tracing as tracing_module
 from components import viz as viz_module
 from components.auth import Auth, AuthArgs, ProtectedUi
 from components.auth import release as auth_release
 from components.emojivoto import NAMESPACE as EMOJIVOTO_NAMESPACE
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.external_issuer import ExternalIssuerArgs
-from components.gateway import EnvoyGateway, EnvoyGatewayArgs
+from components.gateway import EnvoyGateway, EnvoyGatewayArgs, edge_tracing
 from components.grafana import Grafana, GrafanaArgs
 from components.identity import Identity, IdentityArgs
 from components.logging import Logging, LoggingArgs
@@ -217,6 +218,10 @@ viz = Viz(
         jaeger_url=tracing_at.jaeger_query_host if tracing_at else "",
         proxy_config=mesh.proxy_config,
         cni=settings.linkerd.cni,
+        prometheus_retention_hours=settings.slo.prometheus_retention_hours,
+        prometheus_storage_size=settings.slo.prometheus_storage_size,
+        # RED metrics from the spans Jaeger stores (components/tracing.py).
+        scrape_configs=(tracing_module.spanmetrics_scrape_config(),) if tracing_at else (),
     ),
     opts=on_cluster,
 )
@@ -361,6 +366,7 @@ grafana = (
             public=_published_by_service,
             prometheus_namespace=settings.linkerd.prometheus_scraper[0],
             prometheus_service_account=settings.linkerd.prometheus_scraper[1],
+            slo_objectives=settings.slo.objectives,
         ),
         opts=on_cluster,
     )
@@ -456,6 +462,16 @@ envoy_gateway = (
             cluster_domain=settings.cluster_domain,
             cni=settings.linkerd.cni,
             tls=plan.scheme == "https",
+            tracing=(
+                edge_tracing(
+                    tracing_module.COLLECTOR_SERVICE,
+                    tracing_module.NAMESPACE,
+                    tracing_module.OTLP_GRPC_PORT,
+                    settings.edge_trace_sample_percent,
+                )
+                if tracing_at
+                else None
+            ),
         ),
         opts=on_cluster,
     )

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import SignatureAlgorithmOID
 
-from components import lifecycle
+from components import lifecycle, slo
 
 PROJECT = "meshstack"
 
@@ -43,6 +43,8 @@ EXPOSURE_MODES = ("port-forward", "ingress", "gateway", "loadBalancer", "nodePor
 AUTH_MODES = ("basic", "oidc", "none")
 # The keys under `exposure` that `_auth` reads (the rest are `_exposure`'s).
 AUTH_KEYS = ("auth", "allowUnauthenticated", "oidc")
+# The keys under `exposure` that `_edge_sampling` reads.
+EDGE_KEYS = ("traceSamplePercent",)
 # An email address, or `@domain` for everyone at a domain (oauth2-proxy's email_domains).
 _EMAIL = re.compile(r"^([^@\s]+)?@[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 # OIDC issuers are trusted for their TLS certificate: discovery and keys over https only.
@@ -200,7 +202,7 @@ class LoggingSettings:
 class GrafanaSettings:
     enabled: bool = True
     persistence: bool = False
-    grafana_com_dashboards: bool = True
+    grafana_com_dashboards: bool = False
     success_rate_threshold: float = 0.95
     latency_p99_ms: int = 500
     alert_webhook_url: SecretValue = SecretValue("")
@@ -329,6 +331,17 @@ class MulticlusterSettings:
 
 
 @dataclass(frozen=True)
+class SloSettings:
+    objectives: tuple[slo.Objective, ...] = ()
+    """`slo.objectives`, then emojivoto's (`slo.emojivoto`) for its deployments not named
+    there. Empty: no SLO rules or dashboard."""
+    prometheus_storage_size: str = ""
+    """The viz Prometheus volume; empty: an emptyDir (kept until the pod moves)."""
+    prometheus_retention_hours: int = 0
+    """What viz's Prometheus keeps: the longest objective window; 0: the chart's 6h."""
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     profile: str = "dev"
@@ -344,6 +357,9 @@ class Settings:
     auth: AuthSettings = AuthSettings()
     teams: tuple[TeamNamespace, ...] = field(default_factory=tuple)
     multicluster: MulticlusterSettings = MulticlusterSettings()
+    slo: SloSettings = SloSettings()
+    edge_trace_sample_percent: float = 100.0
+    """Share of requests the edge proxy (the stack's Envoy Gateway) starts a trace for."""
 
     @property
     def high_availability(self) -> bool:
@@ -514,6 +530,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "oidcClientSecret": "string",
     "enableMulticluster": "boolean",
     "multicluster": "object",
+    "slo": "object",
 }
 
 # Keys whose default depends on the profile: key → profile → default. `Pulumi.yaml` leaves
@@ -523,6 +540,12 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     # Production gets restricted pods; a laptop's kind cluster is not known to chain the
     # plugin behind kindnet, so dev keeps linkerd-init unless asked.
     "linkerd.cni": {"dev": False, "prod": True},
+    # The volume of viz's Prometheus with SLOs: a 30-day window of a few hundred pods in prod;
+    # a laptop keeps it in an emptyDir.
+    "slo.prometheusStorageSize": {"dev": "", "prod": "20Gi"},
+    # Every request traced on a laptop; 1% in production, where each trace costs the collector,
+    # Jaeger's storage and the span metrics.
+    "exposure.traceSamplePercent": {"dev": 100.0, "prod": 1.0},
 }
 
 # Keys whose values must be set with `pulumi config set --secret`.
@@ -633,13 +656,19 @@ def parse_settings(
         ),
         emojivoto=_emojivoto(r, values["emojivoto"] or {}, _flag(values, "enableEmojivoto")),
         exposure=_exposure(
-            r, {k: v for k, v in (values["exposure"] or {}).items() if k not in AUTH_KEYS}
+            r,
+            {k: v for k, v in (values["exposure"] or {}).items() if k not in AUTH_KEYS + EDGE_KEYS},
         ),
         auth=_auth(r, values["exposure"] or {}, values["oidcClientSecret"] or ""),
         teams=_onboarding(r, values["onboarding"] or {}),
     )
     settings = _multicluster(
         r, settings, values["multicluster"] or {}, values["enableMulticluster"] is True, peers or {}
+    )
+    settings = replace(
+        settings,
+        slo=_slo(r, values["slo"] or {}, settings),
+        edge_trace_sample_percent=_edge_sampling(r, values["exposure"] or {}, profile),
     )
     _cross_checks(r, settings)
     _check_volumes(r, settings, previous or {})
@@ -1220,6 +1249,176 @@ def _check_auth(r: _Reader, s: Settings) -> None:
 
 # The keys of an `onboarding.namespaces` entry (README Configure documents each).
 TEAM_KEYS = ("name", "adopt", "prometheusReaders")
+
+
+def _edge_sampling(r: _Reader, exposure: Mapping[str, Any], profile: str) -> float:
+    """`exposure.traceSamplePercent`: how many requests Envoy Gateway starts a trace for."""
+    return float(
+        r.pick(
+            exposure,
+            "exposure",
+            "traceSamplePercent",
+            PROFILE_DEFAULTS["exposure.traceSamplePercent"][profile],
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 100,
+            "expected a percentage from 0 (no edge traces) to 100, such as 1 or 0.1",
+        )
+    )
+
+
+# --- SLOs ------------------------------------------------------------------------------------
+
+SLO_KEYS = ("window", "emojivoto", "objectives", "prometheusStorageSize")
+OBJECTIVE_KEYS = (
+    "namespace",
+    "deployment",
+    "successPercent",
+    "latencyMs",
+    "latencyPercent",
+    "window",
+)
+_WINDOW = re.compile(r"^([1-9][0-9]*)(d|h)$")
+
+
+def _percent(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100
+
+
+def _window_hours(r: _Reader, key: str, value: Any, default: int) -> int:
+    if value is None:
+        return default
+    m = _WINDOW.match(value) if isinstance(value, str) else None
+    longest = slo.duration(slo.LONGEST_BURN_WINDOW_HOURS)
+    if not m:
+        r.fail(key, value, f"expected a duration in days or hours such as 30d or {longest}")
+        return default
+    hours = int(m[1]) * (24 if m[2] == "d" else 1)
+    if hours < slo.LONGEST_BURN_WINDOW_HOURS:
+        r.fail(
+            key,
+            value,
+            f"expected at least {longest}: the ticket alert compares the error rate over "
+            f"{longest} with the budget, so a shorter window cannot hold it",
+        )
+        return default
+    return hours
+
+
+def _slo_workloads(s: Settings) -> dict[str, tuple[str, ...] | None]:
+    """namespace → the deployments an SLO may name there (None: any, a team's own)."""
+    # Imported here: components.emojivoto reads this module's settings types.
+    from components import emojivoto
+
+    out: dict[str, tuple[str, ...] | None] = {t.name: None for t in s.teams}
+    if s.emojivoto.enabled:
+        out[emojivoto.NAMESPACE] = tuple(w.name for w in emojivoto.WORKLOADS.values() if w.ports)
+    return out
+
+
+def _slo(r: _Reader, obj: Mapping[str, Any], s: Settings) -> SloSettings:
+    """`slo`: objectives per deployment; checked against what the stack deploys."""
+    r.unknown(obj, "slo", SLO_KEYS)
+    window = _window_hours(r, "slo.window", obj.get("window"), slo.DEFAULT_WINDOW_HOURS)
+    workloads = _slo_workloads(s)
+    entries = obj.get("objectives") or []
+    if not isinstance(entries, list):
+        r.fail(
+            "slo.objectives",
+            entries,
+            'expected a list such as [{"namespace": "team-a", '
+            '"deployment": "api", "successPercent": 99.9}]',
+        )
+        entries = []
+    objectives: list[slo.Objective] = []
+    seen: set[tuple[str, str]] = set()
+    for i, entry in enumerate(entries):
+        p = f"slo.objectives[{i}]"
+        if not isinstance(entry, dict):
+            r.fail(p, entry, 'expected a map such as {"namespace": "team-a", "deployment": "api"}')
+            continue
+        r.unknown(entry, p, OBJECTIVE_KEYS)
+        namespace, deployment = entry.get("namespace"), entry.get("deployment")
+        known = (
+            ", ".join(
+                f"{ns} ({', '.join(names)})" if names else f"{ns} (any deployment)"
+                for ns, names in sorted(workloads.items())
+            )
+            or "none: enable emojivoto or onboard a namespace"
+        )
+        if namespace not in workloads:
+            r.fail(f"{p}.namespace", namespace, f"no such meshed namespace here; known: {known}")
+            continue
+        allowed = workloads[namespace]
+        if (
+            not isinstance(deployment, str)
+            or not _DNS_NAME.match(deployment)
+            or (allowed is not None and deployment not in allowed)
+        ):
+            r.fail(
+                f"{p}.deployment",
+                deployment,
+                f"no such deployment serving requests in {namespace}; known: {known}",
+            )
+            continue
+        if (namespace, deployment) in seen:
+            r.fail(p, f"{namespace}/{deployment}", "listed twice; give each deployment one entry")
+            continue
+        seen.add((namespace, deployment))
+        pct = "expected a percentage above 0 and below 100 such as 99.5 (100 leaves no budget)"
+        latency_ms = r.pick(
+            entry,
+            p,
+            "latencyMs",
+            0,
+            lambda v: v == 0 or v in slo.LATENCY_BUCKETS_MS,
+            "expected 0 (no latency objective) or a bound of the proxy's latency histogram: "
+            + ", ".join(map(str, slo.LATENCY_BUCKETS_MS)),
+        )
+        objectives.append(
+            slo.Objective(
+                namespace=namespace,
+                deployment=deployment,
+                success_percent=float(
+                    r.pick(entry, p, "successPercent", slo.DEFAULT_SUCCESS_PERCENT, _percent, pct)
+                ),
+                latency_ms=latency_ms,
+                latency_percent=float(
+                    r.pick(entry, p, "latencyPercent", slo.DEFAULT_LATENCY_PERCENT, _percent, pct)
+                ),
+                window_hours=_window_hours(r, f"{p}.window", entry.get("window"), window),
+            )
+        )
+    named = {(o.namespace, o.deployment) for o in objectives}
+    if r.pick(obj, "slo", "emojivoto", True, _is_bool, "expected true or false"):
+        from components import emojivoto  # as in _slo_workloads
+
+        objectives += [
+            slo.Objective(
+                namespace=emojivoto.NAMESPACE,
+                deployment=name,
+                success_percent=slo.DEFAULT_SUCCESS_PERCENT,
+                latency_ms=slo.DEFAULT_LATENCY_MS,
+                latency_percent=slo.DEFAULT_LATENCY_PERCENT,
+                window_hours=window,
+            )
+            for name in workloads.get(emojivoto.NAMESPACE) or ()
+            if (emojivoto.NAMESPACE, name) not in named
+        ]
+    storage = r.pick(
+        obj,
+        "slo",
+        "prometheusStorageSize",
+        PROFILE_DEFAULTS["slo.prometheusStorageSize"][s.profile],
+        lambda v: v == "" or bool(_STORAGE.match(v)),
+        "expected a size such as 20Gi, or empty for an emptyDir",
+    )
+    bundled = not s.linkerd.prometheus_url
+    return SloSettings(
+        objectives=tuple(objectives),
+        prometheus_storage_size=storage if objectives and bundled else "",
+        prometheus_retention_hours=(
+            max(o.window_hours for o in objectives) if objectives and bundled else 0
+        ),
+    )
 
 
 def _onboarding(r: _Reader, obj: Mapping[str, Any]) -> tuple[TeamNamespace, ...]:

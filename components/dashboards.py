@@ -206,28 +206,17 @@ def golden_metrics_dashboard(
     deployments = (
         'label_values(request_total{direction="inbound", namespace=~"$namespace"}, deployment)'
     )
-    return {
-        "uid": GOLDEN_METRICS_UID,
-        "title": "Golden metrics per deployment",
-        "description": "Linkerd golden metrics of every meshed deployment (meshstack).",
-        "tags": ["linkerd", "golden-metrics", "meshstack"],
-        "editable": False,
-        "graphTooltip": 1,
-        "refresh": "30s",
-        "schemaVersion": 39,
-        "version": 1,
-        "time": {"from": "now-1h", "to": "now"},
-        "timezone": "browser",
-        "templating": {
-            "list": [
-                _variable("namespace", "Namespace", namespaces, datasource_uid),
-                _variable("deployment", "Deployment", deployments, datasource_uid),
-            ]
-        },
-        "annotations": {"list": []},
-        "links": [],
-        "panels": panels,
-    }
+    return _dashboard(
+        GOLDEN_METRICS_UID,
+        "Golden metrics per deployment",
+        "Linkerd golden metrics of every meshed deployment (meshstack).",
+        panels,
+        [
+            _variable("namespace", "Namespace", namespaces, datasource_uid),
+            _variable("deployment", "Deployment", deployments, datasource_uid),
+        ],
+        tags=["linkerd", "golden-metrics", "meshstack"],
+    )
 
 
 # --- Alerting (Grafana unified alerting file provisioning, apiVersion 1) ---------------------
@@ -525,3 +514,302 @@ def notification_policies() -> dict[str, Any]:
             }
         ],
     }
+
+
+# --- Linkerd dashboards ----------------------------------------------------------------------
+# The Linkerd folder, generated here so Grafana needs no download at start. Each reads the
+# proxy's own families (linkerd2-proxy, as viz's Prometheus labels them): `response_total`,
+# `response_latency_ms_bucket`, `tcp_open_connections` (legacy, `:4191/metrics`),
+# `inbound_http_authz_deny_total`, and the route families `outbound_http_route_*`.
+
+LINKERD_TOP_LINE_UID = "meshstack-linkerd-top-line"
+LINKERD_WORKLOAD_UID = "meshstack-linkerd-workload"
+LINKERD_ROUTES_UID = "meshstack-linkerd-routes"
+_WORKLOAD_FILTERS = 'namespace=~"$namespace", deployment=~"$deployment"'
+
+
+def _ratio(selector: str, by: str, window: str) -> str:
+    """Share of `response_total{selector}` classified successful, per `by` (0..1)."""
+    return (
+        f'sum by ({by}) (rate(response_total{{{selector}, classification="success"}}[{window}]))'
+        f" / sum by ({by}) (rate(response_total{{{selector}}}[{window}]))"
+    )
+
+
+def _rps(selector: str, by: str, window: str) -> str:
+    return f"sum by ({by}) (rate(response_total{{{selector}}}[{window}]))"
+
+
+def _p99(selector: str, by: str, window: str) -> str:
+    return (
+        f"histogram_quantile(0.99, sum by (le, {by}) "
+        f"(rate(response_latency_ms_bucket{{{selector}}}[{window}])))"
+    )
+
+
+def _row_of_three(
+    first_id: int, y: int, what: str, selector: str, by: str, legend: str, ds: str
+) -> list[dict[str, Any]]:
+    """Success rate, requests per second and p99 latency side by side."""
+    w = "$__rate_interval"
+    specs = [
+        ("Success rate", "percentunit", _ratio(selector, by, w), {"min": 0, "max": 1}),
+        ("Requests per second", "reqps", _rps(selector, by, w), {"min": 0}),
+        ("p99 latency", "ms", _p99(selector, by, w), {"min": 0}),
+    ]
+    return [
+        _timeseries(
+            first_id + i,
+            f"{what}: {title}",
+            f"{what} ({selector}).",
+            unit,
+            {"x": 8 * i, "y": y, "w": 8, "h": 8},
+            [_target("A", expr, legend, ds)],
+            ds,
+            extra_defaults=extra,
+        )
+        for i, (title, unit, expr, extra) in enumerate(specs)
+    ]
+
+
+def _dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[dict[str, Any]],
+    variables: list[Any],
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
+    """A dashboard of this stack: not editable (provisioned from files), last hour, 30s."""
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": tags or ["linkerd", "meshstack"],
+        "editable": False,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-1h", "to": "now"},
+        "timezone": "browser",
+        "templating": {"list": variables},
+        "annotations": {"list": []},
+        "links": [],
+        "panels": panels,
+    }
+
+
+def _single(
+    panel_id: int, title: str, description: str, unit: str, grid: tuple[int, int, int], target: Any
+) -> dict[str, Any]:
+    """One query drawn from zero up; `grid` is (x, y, width), 8 high; `target` (expr, legend,
+    datasource uid)."""
+    expr, legend, ds = target
+    x, y, w = grid
+    return _timeseries(
+        panel_id,
+        title,
+        description,
+        unit,
+        {"x": x, "y": y, "w": w, "h": 8},
+        [_target("A", expr, legend, ds)],
+        ds,
+        extra_defaults={"min": 0},
+    )
+
+
+def linkerd_dashboards(datasource_uid: str) -> dict[str, dict[str, Any]]:
+    """File name → dashboard, for the Linkerd folder: the mesh by namespace, one workload's
+    inbound and outbound traffic, and the traffic of HTTPRoutes and GRPCRoutes."""
+    ds = datasource_uid
+    namespaces = 'label_values(response_total{direction="inbound"}, namespace)'
+    deployments = (
+        'label_values(response_total{direction="inbound", namespace=~"$namespace"}, deployment)'
+    )
+    ns_var = _variable("namespace", "Namespace", namespaces, ds)
+    deploy_var = _variable("deployment", "Deployment", deployments, ds)
+    rate = "[$__rate_interval]"
+
+    top_line = _dashboard(
+        LINKERD_TOP_LINE_UID,
+        "Linkerd: mesh by namespace",
+        "Inbound traffic of every meshed namespace (meshstack).",
+        _row_of_three(1, 0, "Inbound", 'direction="inbound"', "namespace", "{{namespace}}", ds),
+        [],
+    )
+
+    inbound = f'direction="inbound", {_WORKLOAD_FILTERS}'
+    outbound = f'direction="outbound", {_WORKLOAD_FILTERS}, dst_deployment!=""'
+    workload = _dashboard(
+        LINKERD_WORKLOAD_UID,
+        "Linkerd: workload",
+        "One deployment's inbound traffic, the deployments it calls, its connections and "
+        "refused requests (meshstack).",
+        [
+            *_row_of_three(1, 0, "Inbound", inbound, "namespace, deployment", "{{deployment}}", ds),
+            *_row_of_three(
+                4,
+                8,
+                "Outbound",
+                outbound,
+                "dst_namespace, dst_deployment",
+                "→ {{dst_namespace}}/{{dst_deployment}}",
+                ds,
+            ),
+            _single(
+                7,
+                "Open TCP connections",
+                "Connections the proxies hold open, by direction (tcp_open_connections).",
+                "short",
+                (0, 16, 12),
+                (
+                    f"sum by (direction) (tcp_open_connections{{{_WORKLOAD_FILTERS}}})",
+                    "{{direction}}",
+                    ds,
+                ),
+            ),
+            _single(
+                8,
+                "Requests refused by policy",
+                "Inbound HTTP requests no AuthorizationPolicy admitted "
+                "(inbound_http_authz_deny_total).",
+                "reqps",
+                (12, 16, 12),
+                (
+                    "sum by (deployment, srv_name) (rate(inbound_http_authz_deny_total"
+                    f"{{{_WORKLOAD_FILTERS}}}{rate}))",
+                    "{{deployment}} {{srv_name}}",
+                    ds,
+                ),
+            ),
+        ],
+        [ns_var, deploy_var],
+    )
+
+    route_filters = 'parent_namespace=~"$namespace"'
+    by_route = "parent_namespace, parent_name, route_name"
+    http_routes = "outbound_http_route_request_statuses_total"
+    grpc_routes = "outbound_grpc_route_request_statuses_total"
+    legend = "{{parent_name}} {{route_name}}"
+    routes = _dashboard(
+        LINKERD_ROUTES_UID,
+        "Linkerd: routes",
+        "Traffic of each HTTPRoute and GRPCRoute, as the calling proxies see it (meshstack).",
+        [
+            _single(
+                1,
+                "HTTP route requests per second",
+                f"{http_routes}, by route.",
+                "reqps",
+                (0, 0, 12),
+                (f"sum by ({by_route}) (rate({http_routes}{{{route_filters}}}{rate}))", legend, ds),
+            ),
+            _single(
+                2,
+                "HTTP route 5xx and errors per second",
+                f"{http_routes} with a 5xx status or none (an error).",
+                "reqps",
+                (12, 0, 12),
+                (
+                    f"sum by ({by_route}) (rate({http_routes}"
+                    f'{{{route_filters}, http_status=~"5..|"}}{rate}))',
+                    legend,
+                    ds,
+                ),
+            ),
+            _single(
+                3,
+                "gRPC route requests per second",
+                f"{grpc_routes}, by route and status.",
+                "reqps",
+                (0, 8, 24),
+                (
+                    f"sum by ({by_route}, grpc_status) "
+                    f"(rate({grpc_routes}{{{route_filters}}}{rate}))",
+                    f"{legend} {{{{grpc_status}}}}",
+                    ds,
+                ),
+            ),
+        ],
+        [ns_var],
+    )
+    return {
+        "linkerd-top-line.json": top_line,
+        "linkerd-workload.json": workload,
+        "linkerd-routes.json": routes,
+    }
+
+
+# --- RED metrics from traces -----------------------------------------------------------------
+# Jaeger's spanmetrics connector (components/tracing.py) through the Prometheus exporter: with
+# the default namespace `traces.span.metrics`, unit ms and the exporter's suffixes, the families
+# are `traces_span_metrics_calls_total` and `traces_span_metrics_duration_milliseconds_*`,
+# labelled `service_name`, `span_name`, `span_kind` and `status_code`
+# (opentelemetry-collector-contrib connector/spanmetricsconnector README; Jaeger's SPM reads
+# the same names: internal/storage/metricstore/prometheus).
+
+SPAN_CALLS = "traces_span_metrics_calls_total"
+SPAN_DURATION_BUCKET = "traces_span_metrics_duration_milliseconds_bucket"
+RED_UID = "meshstack-red-from-traces"
+RED_FILE = "red-from-traces.json"
+# Server spans only: each request once, where it is served (client spans would count it twice).
+_SERVER_SPANS = 'span_kind="SPAN_KIND_SERVER", service_name=~"$service"'
+
+
+def red_dashboard(datasource_uid: str) -> dict[str, Any]:
+    """Rate, errors and duration per service from every span (app spans as well as the
+    proxies'); the latency panel shows exemplars, each a link to its trace."""
+    ds = datasource_uid
+    rate = "[$__rate_interval]"
+    by = "service_name"
+    latency = _single(
+        3,
+        "p99 duration (exemplars link to traces)",
+        f"{SPAN_DURATION_BUCKET}: server spans; a dot is one sampled request's trace.",
+        "ms",
+        (0, 8, 24),
+        (
+            f"histogram_quantile(0.99, sum by (le, {by}) "
+            f"(rate({SPAN_DURATION_BUCKET}{{{_SERVER_SPANS}}}{rate})))",
+            "{{service_name}}",
+            ds,
+        ),
+    )
+    latency["targets"][0]["exemplar"] = True
+    services = f"label_values({SPAN_CALLS}, service_name)"
+    return _dashboard(
+        RED_UID,
+        "RED from traces",
+        "Requests, errors and duration per service, computed from spans (meshstack).",
+        [
+            _single(
+                1,
+                "Requests per second",
+                f"{SPAN_CALLS}: server spans.",
+                "reqps",
+                (0, 0, 12),
+                (
+                    f"sum by ({by}) (rate({SPAN_CALLS}{{{_SERVER_SPANS}}}{rate}))",
+                    "{{service_name}}",
+                    ds,
+                ),
+            ),
+            _single(
+                2,
+                "Errors per second",
+                f"{SPAN_CALLS}: server spans with an error status.",
+                "reqps",
+                (12, 0, 12),
+                (
+                    f"sum by ({by}) (rate({SPAN_CALLS}"
+                    f'{{{_SERVER_SPANS}, status_code="STATUS_CODE_ERROR"}}{rate}))',
+                    "{{service_name}}",
+                    ds,
+                ),
+            ),
+            latency,
+        ],
+        [_variable("service", "Service", services, ds)],
+        tags=["traces", "red", "meshstack"],
+    )

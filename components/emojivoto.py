@@ -155,6 +155,29 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
+# The `service.name` each v11 binary gives its spans (`ocagent.WithServiceName` in its
+# cmd/server.go, BuoyantIO/emojivoto at e583a22 "Update to v11"): emoji calls itself `voting`,
+# a slip upstream fixed only after v12 (3ea29c7, "tracing: use the right svc name").
+TRACE_SERVICE_NAMES = {"web": "web", "emoji": "voting", "voting": "voting", "vote-bot": "vote-bot"}
+
+# What the OpenCensus exporter of the v11 binaries (contrib.go.opencensus.io/exporter/ocagent,
+# `resourceProtoFromEnv`) attaches to every span batch as resource labels: the OpenCensus
+# resource variables, read through go.opencensus.io/resource `FromEnv`. The app cannot learn
+# its pod, so the kubelet fills these from the Downward API and expands them into the labels.
+RESOURCE_LABELS_ENV = "OC_RESOURCE_LABELS"
+POD_NAME_ENV, POD_NAMESPACE_ENV = "MESHSTACK_POD_NAME", "MESHSTACK_POD_NAMESPACE"
+DOWNWARD_ENV = {POD_NAME_ENV: "metadata.name", POD_NAMESPACE_ENV: "metadata.namespace"}
+# Resource attribute → the env var holding it; the names Grafana's trace→logs maps to Loki's
+# stream labels (grafana.TRACE_TO_LOG_TAGS).
+RESOURCE_ATTRIBUTES = {"k8s.pod.name": POD_NAME_ENV, "k8s.namespace.name": POD_NAMESPACE_ENV}
+
+
+def resource_labels() -> str:
+    """`OC_RESOURCE_LABELS`: `key="$(VAR)"` pairs, which the kubelet expands from the env vars
+    defined before it. Values are quoted, as the OpenCensus resource format allows. Pure."""
+    return ",".join(f'{key}="$({var})"' for key, var in RESOURCE_ATTRIBUTES.items())
+
+
 def image(workload: Workload) -> str:
     return f"{versions.EMOJIVOTO_REGISTRY}/{workload.image}:{versions.EMOJIVOTO_TAG}"
 
@@ -241,16 +264,26 @@ def pod_template(
     `proxy_config` (`Mesh.proxy_config`) is set as a pod annotation, so the pods roll when
     what their Linkerd proxy is injected with changes.
     """
+    env: list[dict[str, Any]] = [
+        {"name": k, "value": v}
+        for k, v in environment(workload.name, cluster_domain, oc_agent_host, remote).items()
+    ]
+    if oc_agent_host:
+        # The spans' pod and namespace, so Grafana finds the logs of an app span (the
+        # collector is meshed and cannot tell the pod from the connection). The Downward API
+        # vars come first: `$(VAR)` expands only names defined earlier in the list.
+        env += [
+            {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+            for var, path in DOWNWARD_ENV.items()
+        ]
+        env.append({"name": RESOURCE_LABELS_ENV, "value": resource_labels()})
     container: dict[str, Any] = {
         "name": workload.app,
         "image": image(workload),
         # The binary as PID 1 gets SIGTERM; the image's `sh -c` entrypoint would swallow it.
         "command": [f"{WORKDIR}/{workload.binary}"],
         "workingDir": WORKDIR,
-        "env": [
-            {"name": k, "value": v}
-            for k, v in environment(workload.name, cluster_domain, oc_agent_host, remote).items()
-        ],
+        "env": env,
         "resources": sizing.k8s_resources(profile, workload.size),
         # Nothing writes to disk (votes live in memory, logs go to stdout), hence read-only.
         "securityContext": container_security(),

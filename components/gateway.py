@@ -149,7 +149,38 @@ def envoy_security_context() -> dict[str, Any]:
 NODE_PORTS = {exp.HTTP_PORT: 30800, exp.HTTPS_PORT: 30443}
 
 
-def envoy_proxy_spec(profile: str, tls: bool = False) -> dict[str, Any]:
+# `samplingFraction` is numerator/denominator: a percentage to two decimals.
+SAMPLING_DENOMINATOR = 10_000
+
+
+def edge_tracing(
+    collector_service: str, collector_namespace: str, collector_port: int, percent: float
+) -> dict[str, Any]:
+    """`telemetry.tracing` of the EnvoyProxy: Envoy starts a trace for `percent` of the
+    requests it receives and sends its spans over OTLP gRPC to the collector's Service (through
+    its Linkerd proxy, over mTLS). Envoy propagates W3C `traceparent`, which Linkerd's proxies
+    continue. Pure."""
+    return {
+        "samplingFraction": {
+            "numerator": round(percent * SAMPLING_DENOMINATOR / 100),
+            "denominator": SAMPLING_DENOMINATOR,
+        },
+        "provider": {
+            "type": "OpenTelemetry",
+            "backendRefs": [
+                {
+                    "name": collector_service,
+                    "namespace": collector_namespace,
+                    "port": collector_port,
+                }
+            ],
+        },
+    }
+
+
+def envoy_proxy_spec(
+    profile: str, tls: bool = False, tracing: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The EnvoyProxy the GatewayClass points at: what makes Envoy a well-behaved mesh member.
 
     - `linkerd.io/inject: enabled` on the Envoy pods: Linkerd gives them an identity (their
@@ -159,7 +190,8 @@ def envoy_proxy_spec(profile: str, tls: bool = False) -> dict[str, Any]:
       "Ingress" docs). Headless Services cannot be routed to this way; the UIs have none.
     - dev: a NodePort Service on fixed ports (kind has no load balancer); prod: two Envoy
       replicas behind a LoadBalancer (Envoy Gateway's default type). `tls`: the Gateway
-      listens on 443 as well as 80.
+      listens on 443 as well as 80;
+    - `tracing` (`edge_tracing`): the edge starts traces for real user requests.
     """
     kubernetes: dict[str, Any] = {
         "envoyDeployment": {
@@ -198,10 +230,13 @@ def envoy_proxy_spec(profile: str, tls: bool = False) -> dict[str, Any]:
                 },
             },
         }
-    return {
+    spec: dict[str, Any] = {
         "routingType": "Service",
         "provider": {"type": "Kubernetes", "kubernetes": kubernetes},
     }
+    if tracing is not None:
+        spec["telemetry"] = {"tracing": tracing}
+    return spec
 
 
 def gateway_class_spec(namespace: str) -> dict[str, Any]:
@@ -237,6 +272,8 @@ class EnvoyGatewayArgs:
     """Linkerd's CNI plugin is installed (`linkerd.cni`): the meshed Envoy pods then need
     nothing from the host and the namespace enforces `restricted`. Default: false (`privileged`,
     as linkerd-init needs NET_ADMIN, with `warn`/`audit` at `restricted`)."""
+    tracing: dict[str, Any] | None = None
+    """`edge_tracing(...)`: Envoy's spans and sampling. Default: none, Envoy traces nothing."""
 
 
 class EnvoyGateway(pulumi.ComponentResource):
@@ -306,7 +343,7 @@ class EnvoyGateway(pulumi.ComponentResource):
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="EnvoyProxy",
             metadata={"name": ENVOY_PROXY, "namespace": ns.metadata.name},
-            spec=envoy_proxy_spec(args.profile, args.tls),
+            spec=envoy_proxy_spec(args.profile, args.tls, args.tracing),
             # Its kind is one of the CRDs installed before the control plane.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
         )

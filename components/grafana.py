@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi.output import UNKNOWN, contains_unknowns
 
-from components import common, dashboards, identity, sizing, versions, viz
+from components import common, dashboards, identity, sizing, slo, versions, viz
 from components import logging as logs
 from components.config import GrafanaSettings, OidcSettings
 from components.mesh import PROXY_CONFIG_ANNOTATION
@@ -71,9 +71,18 @@ OWN_PROVIDER, LINKERD_PROVIDER = "meshstack", "linkerd"
 # Fixed datasource uids: the Loki↔Jaeger links, dashboards and alert rules refer to them.
 PROMETHEUS_UID, LOKI_UID, JAEGER_UID = "prometheus", "loki", "jaeger"
 
-# Linkerd's dashboards on grafana.com: name → (gnetId, revision). Same list as linkerd2's
-# grafana/values.yaml (https://github.com/linkerd/linkerd2/blob/main/grafana/values.yaml).
-LINKERD_DASHBOARDS: dict[str, tuple[int, int]] = {
+# Linkerd's dashboards are generated (dashboards.linkerd_dashboards) into this ConfigMap.
+LINKERD_DASHBOARDS_CONFIGMAP = "grafana-dashboards-linkerd"
+
+# Optional extras (`grafana.grafanaComDashboards`): Linkerd's own dashboards from grafana.com,
+# name → (gnetId, revision), the list of linkerd2's grafana/values.yaml
+# (https://github.com/linkerd/linkerd2/blob/main/grafana/values.yaml). Fetched by the stack's
+# own init container, not the chart's `dashboards` download: that one gives every dashboard
+# a hard-coded 60s connect timeout and max time (chart templates/_config.tpl
+# `download_dashboards.sh`), so with egress silently dropped 18 dashboards hold the pod for
+# 18 minutes.
+GRAFANA_COM_PROVIDER = "grafana-com"
+GRAFANA_COM_DASHBOARDS: dict[str, tuple[int, int]] = {
     "top-line": (15474, 4),
     "health": (15486, 3),
     "kubernetes": (15479, 2),
@@ -93,6 +102,11 @@ LINKERD_DASHBOARDS: dict[str, tuple[int, int]] = {
     "prometheus": (15489, 2),
     "prometheus-benchmark": (15490, 2),
 }
+# All fetched in parallel, each given up after these many seconds: Grafana starts at most
+# `DOWNLOAD_MAX_TIME_S` late, with whatever arrived.
+DOWNLOAD_CONNECT_TIMEOUT_S = 3
+DOWNLOAD_MAX_TIME_S = 10
+DASHBOARDS_ROOT = "/var/lib/grafana/dashboards"
 
 # A trace id in a log line, e.g. `traceID=4bf92f3577b34da6a3ce929d0e0e4736` or `"trace_id": "…"`.
 TRACE_ID_REGEX = r'(?:trace_?[iI][dD])["=: ]+([0-9a-fA-F]{16,32})'
@@ -142,6 +156,12 @@ def datasources(
                 "jsonData": {"timeInterval": "10s", "httpMethod": "POST"},
             }
         )
+    if jaeger_url is not None:
+        # The span metrics' exemplars carry `trace_id` (the Prometheus exporter's label):
+        # a dot on a latency panel opens its trace in Jaeger.
+        entries[0]["jsonData"]["exemplarTraceIdDestinations"] = [
+            {"name": "trace_id", "datasourceUid": JAEGER_UID}
+        ]
     if loki_url is not None:
         loki_json: dict[str, Any] = {"maxLines": 1000}
         if jaeger_url is not None:
@@ -215,7 +235,8 @@ def helm_literal(value: Any) -> Any:
 
 
 def dashboard_providers() -> dict[str, Any]:
-    """File providers: our dashboards, and Linkerd's (filled by download at pod start)."""
+    """File providers: our dashboards, Linkerd's (generated as well), and the grafana.com
+    extras (an empty folder unless `grafanaComDashboards`)."""
 
     def provider(name: str, folder: str) -> dict[str, Any]:
         return {
@@ -226,34 +247,80 @@ def dashboard_providers() -> dict[str, Any]:
             "disableDeletion": True,
             "allowUiUpdates": False,
             # The chart mounts a provider's dashboards at /var/lib/grafana/dashboards/<name>.
-            "options": {"path": f"/var/lib/grafana/dashboards/{name}"},
+            "options": {"path": f"{DASHBOARDS_ROOT}/{name}"},
         }
 
     return {
         "apiVersion": 1,
-        "providers": [provider(OWN_PROVIDER, "Meshstack"), provider(LINKERD_PROVIDER, "Linkerd")],
+        "providers": [
+            provider(OWN_PROVIDER, "Meshstack"),
+            provider(LINKERD_PROVIDER, "Linkerd"),
+            provider(GRAFANA_COM_PROVIDER, "Linkerd (grafana.com)"),
+        ],
     }
 
 
-def linkerd_dashboards() -> dict[str, Any]:
-    """Linkerd's dashboards by grafana.com id; the chart's init container downloads them."""
+def grafana_com_download_script() -> str:
+    """The init container's script: every extra fetched in parallel with short timeouts; a
+    failure skips that dashboard and never the pod. Holds no `{{` (the chart runs it through
+    Helm's `tpl`). Pure."""
+    folder = f"{DASHBOARDS_ROOT}/{GRAFANA_COM_PROVIDER}"
+    lines = [
+        "set -u",
+        f"mkdir -p {folder}",
+        "fetch() {",
+        f"  if curl -sSf --connect-timeout {DOWNLOAD_CONNECT_TIMEOUT_S} "
+        f'--max-time {DOWNLOAD_MAX_TIME_S} -o "{folder}/$1.part" "$2"; then',
+        f'    mv "{folder}/$1.part" "{folder}/$1.json"',
+        "  else",
+        f'    rm -f "{folder}/$1.part"; echo "grafana.com dashboard $1 skipped" >&2',
+        "  fi",
+        "}",
+    ]
+    lines += [
+        f"fetch {name} https://grafana.com/api/dashboards/{gnet_id}/revisions/{revision}/download &"
+        for name, (gnet_id, revision) in GRAFANA_COM_DASHBOARDS.items()
+    ]
+    lines += ["wait", "exit 0"]
+    return "\n".join(lines) + "\n"
+
+
+def grafana_com_init_container(profile: str) -> dict[str, Any]:
+    """Downloads the grafana.com extras into the `storage` volume the chart mounts at
+    /var/lib/grafana, where the `grafana-com` provider reads them."""
     return {
-        name: {"gnetId": gnet_id, "revision": revision, "datasource": PROMETHEUS_UID}
-        for name, (gnet_id, revision) in LINKERD_DASHBOARDS.items()
+        "name": "grafana-com-dashboards",
+        "image": versions.CURL_IMAGE,
+        "command": ["/bin/sh", "-c", grafana_com_download_script()],
+        "resources": sizing.k8s_resources(profile, "grafana-init"),
+        # Grafana's own uid and group (the chart's pod securityContext), so Grafana can read
+        # and replace what it writes; restricted otherwise.
+        "securityContext": {
+            **common.restricted_container_security(),
+            "runAsUser": 472,
+            "runAsGroup": 472,
+        },
+        "volumeMounts": [{"name": "storage", "mountPath": "/var/lib/grafana"}],
     }
 
 
 def alerting(
-    settings: GrafanaSettings, webhook: bool, trust_anchor_expires_at: int | None = None
+    settings: GrafanaSettings,
+    webhook: bool,
+    trust_anchor_expires_at: int | None = None,
+    slo_objectives: tuple[slo.Objective, ...] = (),
 ) -> dict[str, Any]:
     """Alert provisioning files: rules always (golden metrics, and certificate expiry: the
-    trust anchor's too when its expiry is given); contact point and policy with a webhook."""
+    trust anchor's too when its expiry is given; SLO burn rates with objectives); contact
+    point and policy with a webhook."""
     rules = dashboards.alert_rules(
         PROMETHEUS_UID, settings.success_rate_threshold, settings.latency_p99_ms
     )
     rules["groups"].append(
         dashboards.certificate_alert_group(PROMETHEUS_UID, trust_anchor_expires_at)
     )
+    if slo_objectives:
+        rules["groups"].append(slo.alert_group(slo_objectives, PROMETHEUS_UID))
     files = {"rules.yaml": rules}
     if webhook:
         # A reference only: Grafana reads the URL from its environment, filled from a Secret.
@@ -317,6 +384,7 @@ def grafana_values(
     trust_anchor_expires_at: int | pulumi.Output[int | None] | None = None,
     oidc: OidcSettings | None = None,
     remote_prometheus: Mapping[str, str] | None = None,
+    slo_objectives: tuple[slo.Objective, ...] = (),
 ) -> dict[str, Any]:
     """Values for the grafana-community `grafana` chart. Pure: the same inputs give the same
     dict, and nothing in it makes the chart generate a value (password, token, lookup)."""
@@ -326,10 +394,12 @@ def grafana_values(
         # anchor rule: `_anchor_expiry`), and a rotated anchor changes the rules, which
         # restarts Grafana (the chart's config checksum).
         alerting_files = trust_anchor_expires_at.apply(
-            lambda at: helm_literal(alerting(settings, webhook, at))
+            lambda at: helm_literal(alerting(settings, webhook, at, slo_objectives))
         )
     else:
-        alerting_files = helm_literal(alerting(settings, webhook, trust_anchor_expires_at))
+        alerting_files = helm_literal(
+            alerting(settings, webhook, trust_anchor_expires_at, slo_objectives)
+        )
     init = sizing.k8s_resources(profile, "grafana-init")
     values: dict[str, Any] = {
         "fullnameOverride": SERVICE,
@@ -376,6 +446,12 @@ def grafana_values(
             },
             "news": {"news_feed_enabled": False},
             "security": {"disable_gravatar": True, "cookie_secure": root_url.startswith("https")},
+            # Grafana 12+ installs and updates a list of plugins from grafana.com in the
+            # background at every start (the bundled Loki and Jaeger datasources among them);
+            # this skips the whole preinstall, the chart's `plugins:` list included, so the
+            # plugins are the ones the image ships (grafana/grafana pkg/setting/
+            # setting_plugins.go `readPluginSettings`).
+            "plugins": {"preinstall_disabled": True},
         },
         "datasources": {
             "datasources.yaml": helm_literal(
@@ -383,7 +459,10 @@ def grafana_values(
             )
         },
         "dashboardProviders": {"dashboardproviders.yaml": dashboard_providers()},
-        "dashboardsConfigMaps": {OWN_PROVIDER: DASHBOARDS_CONFIGMAP},
+        "dashboardsConfigMaps": {
+            OWN_PROVIDER: DASHBOARDS_CONFIGMAP,
+            LINKERD_PROVIDER: LINKERD_DASHBOARDS_CONFIGMAP,
+        },
         "alerting": alerting_files,
         "podAnnotations": {},
     }
@@ -392,10 +471,12 @@ def grafana_values(
         # still holds, and waits forever when it lands on another node. Recreate stops the old
         # pod first (a short gap in Grafana, which keeps nothing in flight).
         values["deploymentStrategy"] = {"type": "Recreate"}
+    # No `dashboards` value ever: any makes the chart add its download-dashboards init
+    # container (see GRAFANA_COM_DASHBOARDS).
     if settings.grafana_com_dashboards:
-        values["dashboards"] = {LINKERD_PROVIDER: linkerd_dashboards()}
-        # The download runs in an init container. With Linkerd's native sidecar the proxy is
-        # already up then; without it, traffic to 443 would be sent to a proxy not yet running.
+        values["extraInitContainers"] = [grafana_com_init_container(profile)]
+        # With Linkerd's native sidecar the proxy is already up when init containers run;
+        # without it, traffic to 443 would be sent to a proxy not yet running.
         values["podAnnotations"]["config.linkerd.io/skip-outbound-ports"] = "443"
     env: dict[str, Any] = {}
     if webhook:
@@ -417,11 +498,15 @@ CLUSTER_VARIABLE = "cluster"
 
 
 def golden_metrics_configmap_data(
-    settings: GrafanaSettings, clusters: bool = False
+    settings: GrafanaSettings,
+    clusters: bool = False,
+    slo_objectives: tuple[slo.Objective, ...] = (),
+    traces: bool = False,
 ) -> dict[str, str]:
-    """The ConfigMap data for our own dashboards provider. `clusters`: linked clusters have
-    datasources too, so the dashboard gets a `cluster` variable choosing among the Prometheus
-    datasources, and every query runs against the chosen one."""
+    """The ConfigMap data for our own dashboards provider (with the SLO dashboard when there
+    are objectives, and RED metrics from spans with tracing). `clusters`: linked clusters have
+    datasources too, so the golden-metrics dashboard gets a `cluster` variable choosing among
+    the Prometheus datasources, and every query runs against the chosen one."""
     dashboard = dashboards.golden_metrics_dashboard(
         f"${{{CLUSTER_VARIABLE}}}" if clusters else PROMETHEUS_UID,
         settings.success_rate_threshold,
@@ -441,7 +526,22 @@ def golden_metrics_configmap_data(
                 "refresh": 1,
             },
         )
-    return {dashboards.GOLDEN_METRICS_FILE: json.dumps(dashboard, indent=2, sort_keys=True)}
+    data = {dashboards.GOLDEN_METRICS_FILE: json.dumps(dashboard, indent=2, sort_keys=True)}
+    if slo_objectives:
+        board = slo.dashboard(slo_objectives, PROMETHEUS_UID)
+        data[slo.DASHBOARD_FILE] = json.dumps(board, indent=2, sort_keys=True)
+    if traces:
+        red = dashboards.red_dashboard(PROMETHEUS_UID)
+        data[dashboards.RED_FILE] = json.dumps(red, indent=2, sort_keys=True)
+    return data
+
+
+def linkerd_configmap_data() -> dict[str, str]:
+    """The ConfigMap data for the Linkerd dashboards provider."""
+    return {
+        file: json.dumps(dashboard, indent=2, sort_keys=True)
+        for file, dashboard in dashboards.linkerd_dashboards(PROMETHEUS_UID).items()
+    }
 
 
 def prometheus_authorization_spec() -> dict[str, Any]:
@@ -539,6 +639,8 @@ class GrafanaArgs:
     remote_prometheus: dict[str, str] = field(default_factory=dict)
     """Linked cluster → its Prometheus through the mesh (multicluster): a datasource each and
     the dashboard's `cluster` variable. Default: none, this cluster only."""
+    slo_objectives: tuple[slo.Objective, ...] = ()
+    """Default: none, no SLO burn-rate rules or SLO dashboard."""
     trust_anchor_pem: pulumi.Input[str] | None = None
     """Default: none, no trust-anchor expiry alerts. The trust anchor that signs the identity
     issuer: Linkerd exports no metric for it, so its alerts are built from its notAfter."""
@@ -662,7 +764,24 @@ class Grafana(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=DASHBOARDS_CONFIGMAP, namespace=ns.metadata.name, labels=common.MANAGED_BY
                 ),
-                data=golden_metrics_configmap_data(args.settings, bool(args.remote_prometheus)),
+                data=golden_metrics_configmap_data(
+                    args.settings,
+                    bool(args.remote_prometheus),
+                    args.slo_objectives,
+                    traces=args.jaeger_url is not None,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        )
+        chart_deps.append(
+            k8s.core.v1.ConfigMap(
+                f"{name}-linkerd-dashboards",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=LINKERD_DASHBOARDS_CONFIGMAP,
+                    namespace=ns.metadata.name,
+                    labels=common.MANAGED_BY,
+                ),
+                data=linkerd_configmap_data(),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         )
@@ -704,6 +823,7 @@ class Grafana(pulumi.ComponentResource):
             ),
             oidc=args.oidc,
             remote_prometheus=args.remote_prometheus,
+            slo_objectives=args.slo_objectives,
         )
         if oidc_digest is not None:
             values["podAnnotations"]["meshstack.io/oidc-client-secret-sha256"] = oidc_digest

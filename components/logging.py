@@ -87,6 +87,32 @@ def push_url(cluster_domain: str) -> str:
 
 # --- Values (pure) ---------------------------------------------------------------------------
 
+# Loki 3 turns on an in-process cache wherever no external one (memcached, redis) is set: the
+# chunk cache and the query-range results cache, and five more (index stats, volume, series,
+# labels, instant metric) that copy the results cache's settings (grafana/loki v3
+# pkg/loki/config_wrapper.go `applyEmbeddedCacheConfig`), each 100 MB by default: 700 MB, over
+# the dev memory limit. These are the sizes given instead, per profile, in MB: (chunks,
+# results and its five copies). They count against the `loki` memory limit in sizing.
+EMBEDDED_CACHE_MB = {"dev": (32, 16), "prod": (256, 64)}
+# How many caches copy the results cache's size.
+RESULTS_CACHE_COPIES = 6
+
+
+def embedded_cache_config(profile: str) -> dict[str, Any]:
+    """Loki config (merged by the chart's `loki.structuredConfig`) capping its in-process
+    caches. Pure."""
+    chunks_mb, results_mb = EMBEDDED_CACHE_MB[profile]
+    return {
+        "chunk_store_config": {
+            "chunk_cache_config": {"embedded_cache": {"enabled": True, "max_size_mb": chunks_mb}}
+        },
+        "query_range": {
+            "results_cache": {
+                "cache": {"embedded_cache": {"enabled": True, "max_size_mb": results_mb}}
+            }
+        },
+    }
+
 
 def loki_values(profile: str, settings: LoggingSettings, cluster_domain: str) -> dict[str, Any]:
     """Values for the grafana-community `loki` chart. Pure: the same inputs give the same dict."""
@@ -142,6 +168,9 @@ def loki_values(profile: str, settings: LoggingSettings, cluster_domain: str) ->
             "limits_config": {"retention_period": f"{settings.retention_hours}h"},
             # No usage reports to stats.grafana.org.
             "analytics": {"reporting_enabled": False},
+            # Merged over the chart's rendered config: the chart has no values for the
+            # embedded caches when its memcached caches are off.
+            "structuredConfig": embedded_cache_config(profile),
         },
         "singleBinary": {
             # More than one replica needs object storage (the chart's validate.yaml refuses it).
@@ -154,7 +183,8 @@ def loki_values(profile: str, settings: LoggingSettings, cluster_domain: str) ->
         "read": {"replicas": 0},
         "write": {"replicas": 0},
         "backend": {"replicas": 0},
-        # Off so it fits a laptop: the chunks cache alone requests ~9.8Gi by default.
+        # Off so it fits a laptop: the chunks cache alone requests ~9.8Gi by default. Loki then
+        # caches in process, capped by `embedded_cache_config`.
         "chunksCache": {"enabled": False},
         "resultsCache": {"enabled": False},
         "lokiCanary": {"enabled": False},

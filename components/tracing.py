@@ -48,7 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -79,6 +79,17 @@ NAMESPACE = "tracing"
 JAEGER_RELEASE = "jaeger"
 JAEGER_FULLNAME = JAEGER_RELEASE
 JAEGER_SERVICE = JAEGER_FULLNAME
+# The stack's own Service in front of Jaeger's OTLP gRPC receiver, where the collector exports.
+# The chart's Service hard-codes `appProtocol: grpc` on 4317 (jaeger-service.yaml, no value for
+# it), and Linkerd's policy controller reads any appProtocol it does not know as opaque
+# (linkerd2 policy-controller/core/src/outbound.rs `AppProtocol::from_str`: only `http`,
+# `kubernetes.io/h2c` and `linkerd.io/opaque|tcp` are known; grpc/src/outbound.rs `to_proto`
+# sends `Unknown` down the opaque path): spans would be balanced per connection, with no
+# request metrics. This Service says `kubernetes.io/h2c`, which Linkerd treats as HTTP/2.
+JAEGER_OTLP_SERVICE = f"{JAEGER_FULLNAME}-otlp"
+# gRPC is HTTP/2 without TLS between the app and its proxy: the appProtocol that makes
+# Linkerd route, balance and count it per request.
+H2C = "kubernetes.io/h2c"
 # Ports of the chart's single Service (hard-coded in jaeger-service.yaml; no values for them).
 JAEGER_OTLP_GRPC_PORT = 4317
 JAEGER_OTLP_HTTP_PORT = 4318
@@ -91,6 +102,11 @@ JAEGER_BASE_PATH = "/jaeger"
 JAEGER_QUERY_GRPC_PORT = 16685
 # The chart's liveness and readiness probes GET /status on this port (hard-coded).
 JAEGER_HEALTH_PORT = 13133
+# RED metrics from spans (see `jaeger_userconfig`): the chart's container port and its
+# Service's `span-metrics` port, both hard-coded.
+SPANMETRICS_PORT = 8889
+# What viz's Prometheus calls the scrape job of those metrics.
+SPANMETRICS_JOB = "jaeger-spanmetrics"
 JAEGER_BADGER_CLAIM = f"{JAEGER_FULLNAME}-badger"
 BADGER_VOLUME = "badger-data"
 BADGER_MOUNT = "/badger"
@@ -161,6 +177,7 @@ def addresses(cluster_domain: str) -> TracingAddresses:
     """The tracing addresses in a cluster with DNS domain `cluster_domain`. Pure."""
     collector = common.svc_host(COLLECTOR_SERVICE, NAMESPACE, cluster_domain)
     jaeger = common.svc_host(JAEGER_SERVICE, NAMESPACE, cluster_domain)
+    jaeger_otlp = common.svc_host(JAEGER_OTLP_SERVICE, NAMESPACE, cluster_domain)
     return TracingAddresses(
         namespace=NAMESPACE,
         otlp_grpc=f"{collector}:{OTLP_GRPC_PORT}",
@@ -169,7 +186,7 @@ def addresses(cluster_domain: str) -> TracingAddresses:
         collector_service_account=COLLECTOR_SERVICE_ACCOUNT,
         jaeger_query=f"http://{jaeger}:{JAEGER_QUERY_PORT}{JAEGER_BASE_PATH}",
         jaeger_query_host=f"{jaeger}:{JAEGER_QUERY_PORT}",
-        jaeger_otlp_grpc=f"{jaeger}:{JAEGER_OTLP_GRPC_PORT}",
+        jaeger_otlp_grpc=f"{jaeger_otlp}:{JAEGER_OTLP_GRPC_PORT}",
     )
 
 
@@ -234,6 +251,7 @@ def policy(
       attribute it to, and every namespace the stack makes or onboards is meshed;
     - Jaeger's OTLP gRPC receiver: the collector only (Jaeger's OTLP HTTP receiver and query
       gRPC port get no policy, so nobody but a port-forward reaches them);
+    - Jaeger's span metrics (`SPANMETRICS_PORT`): the metrics scraper;
     - Jaeger's query API and UI: viz's dashboard (its trace links are proxied by `web`), the
       `query_clients` ((ServiceAccount, namespace): Grafana's datasource), and the way the UI
       is published (`published_policy`);
@@ -246,6 +264,7 @@ def policy(
         # The chart's container ports are unnamed: Jaeger's by number.
         "jaeger-otlp": server({"matchLabels": JAEGER_PODS}, JAEGER_OTLP_GRPC_PORT, "gRPC"),
         "jaeger-query": server({"matchLabels": JAEGER_PODS}, JAEGER_QUERY_PORT, "HTTP/1"),
+        "jaeger-spanmetrics": server({"matchLabels": JAEGER_PODS}, SPANMETRICS_PORT, "HTTP/1"),
     }
     p["MeshTLSAuthentication"] |= {
         "any-mesh-identity": dict(ANY_MESH_IDENTITY),
@@ -268,6 +287,10 @@ def policy(
         "jaeger-otlp-collector": authorization("jaeger-otlp", "MeshTLSAuthentication", "collector"),
         "jaeger-query-clients": authorization(
             "jaeger-query", "MeshTLSAuthentication", "query-clients"
+        ),
+        # The metrics scraper (its MeshTLSAuthentication comes with `proxy_admin_policy`).
+        "jaeger-spanmetrics-scraper": authorization(
+            "jaeger-spanmetrics", "MeshTLSAuthentication", "metrics-scraper"
         ),
     }
     return merge_policies(
@@ -412,7 +435,7 @@ def collector_values(
     """
     repository, tag, command = collector_image(open_census)
     ports: dict[str, Any] = {
-        "otlp": _port(OTLP_GRPC_PORT, "grpc"),
+        "otlp": _port(OTLP_GRPC_PORT, H2C),
         "otlp-http": _port(OTLP_HTTP_PORT),
         # The chart's default Jaeger and Zipkin ports: their receivers are not configured.
         "jaeger-compact": {"enabled": False},
@@ -421,11 +444,14 @@ def collector_values(
         "zipkin": {"enabled": False},
     }
     if open_census:
-        ports["opencensus"] = _port(OPENCENSUS_PORT, "grpc")
+        ports["opencensus"] = _port(OPENCENSUS_PORT, H2C)
     values: dict[str, Any] = {
         "mode": "deployment",
         "fullnameOverride": COLLECTOR_FULLNAME,
-        # Stateless, so prod runs two; Linkerd balances gRPC per request across them.
+        # Stateless, so prod runs two. Linkerd balances the span streams per request across them
+        # only because the gRPC ports say `kubernetes.io/h2c` (`H2C`): with `grpc`, an
+        # appProtocol Linkerd does not know, it would forward each connection opaquely to one
+        # replica and count no requests.
         "replicaCount": 2 if profile == "prod" else 1,
         "image": {"repository": repository, "tag": tag},
         "command": {"name": command},
@@ -488,8 +514,9 @@ def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dic
                 "traces": {
                     "receivers": ["otlp"],
                     "processors": ["batch"],
-                    "exporters": ["jaeger_storage_exporter"],
-                }
+                    "exporters": ["jaeger_storage_exporter", "spanmetrics"],
+                },
+                "metrics/spanmetrics": {"receivers": ["spanmetrics"], "exporters": ["prometheus"]},
             },
             "telemetry": {
                 "resource": {"service.name": "jaeger"},
@@ -532,7 +559,51 @@ def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dic
             }
         },
         "processors": {"batch": {}},
-        "exporters": {"jaeger_storage_exporter": {"trace_storage": JAEGER_STORE}},
+        # RED metrics (calls, errors, duration) per service and span from every span stored,
+        # app spans as well as proxy spans. Computed here, not in the collector: the Jaeger
+        # 2.19 binary ships the spanmetrics connector and the Prometheus exporter, while the
+        # collector's Kubernetes distribution (0.158.0) has no Prometheus exporter (its
+        # manifest.yaml), so this one path serves both collector images.
+        "connectors": {
+            "spanmetrics": {
+                # Pinned: a feature gate of newer connectors makes seconds the default.
+                "histogram": {"unit": "ms"},
+                # Trace ids on the histogram's samples: a latency panel links to the trace.
+                "exemplars": {"enabled": True},
+                "metrics_flush_interval": "15s",
+            }
+        },
+        "exporters": {
+            "jaeger_storage_exporter": {"trace_storage": JAEGER_STORE},
+            # Exemplars leave the exporter in the OpenMetrics format only.
+            "prometheus": {
+                "endpoint": f"{ALL_INTERFACES}:{SPANMETRICS_PORT}",
+                "enable_open_metrics": True,
+            },
+        },
+    }
+
+
+def spanmetrics_scrape_config() -> dict[str, Any]:
+    """The scrape job viz's Prometheus (`prometheus.scrapeConfigs`) adds for Jaeger's span
+    metrics: the Jaeger pods' `SPANMETRICS_PORT`, found through the pods (the only objects
+    viz's Prometheus may list). Pure."""
+    return {
+        "job_name": SPANMETRICS_JOB,
+        "scrape_interval": "15s",
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}],
+        "relabel_configs": [
+            {
+                "source_labels": [
+                    "__meta_kubernetes_pod_label_app_kubernetes_io_name",
+                    "__meta_kubernetes_pod_label_app_kubernetes_io_instance",
+                    "__meta_kubernetes_pod_container_port_number",
+                ],
+                "regex": f"{JAEGER_PODS['app.kubernetes.io/name']};{JAEGER_RELEASE};"
+                f"{SPANMETRICS_PORT}",
+                "action": "keep",
+            }
+        ],
     }
 
 
@@ -580,6 +651,23 @@ def jaeger_values(
         ]
         jaeger["extraVolumeMounts"] = [{"name": BADGER_VOLUME, "mountPath": BADGER_MOUNT}]
     return {"fullnameOverride": JAEGER_FULLNAME, "jaeger": jaeger, "userconfig": userconfig}
+
+
+def jaeger_otlp_service_spec() -> dict[str, Any]:
+    """The spec of `JAEGER_OTLP_SERVICE`: Jaeger's OTLP gRPC port, marked `H2C`. Pure."""
+    return {
+        "type": "ClusterIP",
+        "selector": {**JAEGER_PODS, "app.kubernetes.io/component": "all-in-one"},
+        "ports": [
+            {
+                "name": "otlp-grpc",
+                "port": JAEGER_OTLP_GRPC_PORT,
+                "targetPort": JAEGER_OTLP_GRPC_PORT,
+                "protocol": "TCP",
+                "appProtocol": H2C,
+            }
+        ],
+    }
 
 
 # --- Component -------------------------------------------------------------------------------
@@ -631,7 +719,8 @@ class Tracing(pulumi.ComponentResource):
     Children: `<name>-namespace` (Linkerd-injected, default `deny`, Pod Security `privileged`
     for proxy-init), the Linkerd policy of `policy()`, `<name>-badger` (the
     PersistentVolumeClaim, only with `storage: badger`), `<name>-jaeger` and `<name>-collector`
-    (the two charts, releases `jaeger` and `otel-collector`).
+    (the two charts, releases `jaeger` and `otel-collector`), `<name>-jaeger-otlp` (the
+    `jaeger-otlp` Service the collector exports to, marked `kubernetes.io/h2c`).
 
     Outputs: `namespace`; `endpoints` ({otlpGrpc, otlpHttp, openCensus or None});
     `query_url` (Jaeger's in-cluster query URL). Attributes `jaeger` and `collector` are the
@@ -725,6 +814,15 @@ class Tracing(pulumi.ComponentResource):
             jaeger_values(args.profile, args.settings, args.proxy_config),
             self,
             depends_on=jaeger_deps,
+        )
+        # Where the collector exports: see JAEGER_OTLP_SERVICE.
+        k8s.core.v1.Service(
+            f"{name}-jaeger-otlp",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=JAEGER_OTLP_SERVICE, namespace=ns.metadata.name, labels=common.MANAGED_BY
+            ),
+            spec=cast(Any, jaeger_otlp_service_spec()),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.collector = common.chart(
             f"{name}-collector",

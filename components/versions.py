@@ -92,6 +92,9 @@ LOKI = ChartRef("loki", "18.11.0", "https://grafana-community.github.io/helm-cha
 ALLOY = ChartRef("alloy", "1.11.1", "https://grafana.github.io/helm-charts")
 # https://github.com/grafana-community/helm-charts/tree/main/charts/grafana
 GRAFANA = ChartRef("grafana", "12.11.1", "https://grafana-community.github.io/helm-charts")
+# The optional grafana.com dashboards' downloader (components/grafana.py): the curl image that
+# chart pins for its own (values.yaml `downloadDashboardsImage`).
+CURL_IMAGE = "docker.io/curlimages/curl:8.21.0"
 
 # --- Sign-in in front of the dashboard and Jaeger ---------------------------------------------
 # https://github.com/oauth2-proxy/manifests/tree/main/helm/oauth2-proxy (app 7.15.3)

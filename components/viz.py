@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import common, sizing, versions
+from components import common, config, sizing, versions
 from components.identity import Webhook, WebhookCert
 from components.mesh import PROXY_CONFIG_ANNOTATION
 
@@ -75,6 +75,30 @@ def namespace_metadata(
     return labels, annotations
 
 
+# What the bundled Prometheus may fill of an emptyDir (the node's disk) with a long retention.
+EMPTYDIR_RETENTION_SIZE = "1GB"
+
+
+def prometheus_retention(hours: int, storage_size: str) -> dict[str, Any]:
+    """The bundled Prometheus's `args` (a map the chart renders as `--key=value`, merged over
+    its defaults) and `persistence` for a retention of `hours`. Pure.
+
+    A size cap as well: Prometheus deletes the oldest blocks first when the data outgrows it,
+    instead of filling the disk (85% of the volume, leaving room for the WAL and compaction).
+    """
+    if storage_size:
+        cap = f"{int(config.storage_bytes(storage_size) * 0.85) // 2**20}MB"
+    else:
+        cap = EMPTYDIR_RETENTION_SIZE
+    out: dict[str, Any] = {
+        "args": {"storage.tsdb.retention.time": f"{hours}h", "storage.tsdb.retention.size": cap}
+    }
+    if storage_size:
+        # The chart's claim `prometheus` and, with it, a Recreate strategy (one RWO volume).
+        out["persistence"] = {"accessMode": "ReadWriteOnce", "size": storage_size}
+    return out
+
+
 def viz_values(
     profile: str,
     cluster_domain: str,
@@ -84,8 +108,15 @@ def viz_values(
     grafana_external_url: str,
     jaeger_url: str,
     proxy_config: pulumi.Input[str] | None = None,
+    retention_hours: int = 0,
+    storage_size: str = "",
+    scrape_configs: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     """Values for linkerd-viz. Pure: the same inputs give the same dict.
+
+    `retention_hours` (0: the chart's 6h) is what the bundled Prometheus keeps, on a volume of
+    `storage_size` (empty: the chart's emptyDir). `scrape_configs` are jobs it adds to its
+    own (Jaeger's span metrics), whose exemplars it then stores.
 
     `proxy_config` (the control plane's `Mesh.proxy_config`) goes on every viz pod template, so
     a change in what proxies are injected with rolls them.
@@ -116,6 +147,12 @@ def viz_values(
             "keyPEM": certs[role].key_pem,
             "caBundle": certs[role].ca_bundle,
         }
+    if retention_hours and not prometheus_url:
+        values["prometheus"] |= prometheus_retention(retention_hours, storage_size)
+    if scrape_configs and not prometheus_url:
+        values["prometheus"]["scrapeConfigs"] = list(scrape_configs)
+        # Trace ids on histogram samples (the span metrics' exemplars); a flag of 2.55.
+        values["prometheus"].setdefault("args", {})["enable-feature"] = "exemplar-storage"
     if prometheus_url:
         values["prometheusUrl"] = prometheus_url
     if grafana_external_url:
@@ -164,6 +201,12 @@ class VizArgs:
     """The Linkerd CNI plugin is on (`MeshArgs.cni`): no pod here needs `linkerd-init`, so the
     namespace enforces PSA `restricted`. Default: false, `privileged` enforced and `restricted`
     warned and audited."""
+    prometheus_retention_hours: int = 0
+    """What the bundled Prometheus keeps (the longest SLO window). Default: 0, the chart's 6h."""
+    prometheus_storage_size: str = ""
+    """The bundled Prometheus's volume. Default: none, the chart's emptyDir."""
+    scrape_configs: tuple[dict[str, Any], ...] = ()
+    """Scrape jobs the bundled Prometheus adds to its own. Default: none."""
 
 
 class Viz(pulumi.ComponentResource):
@@ -210,6 +253,9 @@ class Viz(pulumi.ComponentResource):
                 args.grafana_external_url,
                 args.jaeger_url,
                 args.proxy_config,
+                args.prometheus_retention_hours,
+                args.prometheus_storage_size,
+                args.scrape_configs,
             ),
             self,
             depends_on=[args.control_plane],

@@ -138,6 +138,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             # Sign-in with an OIDC provider: oauth2-proxy and Grafana both use it.
             "exposure": {**stack_config("prod")["exposure"], **OIDC_EXPOSURE},
             "oidcClientSecret": "oidc-client-secret-value",
+            # An SLO of a team's deployment over its own window: viz's Prometheus keeps it on
+            # the prod volume.
+            "onboarding": {"namespaces": [{"name": "team-a"}]},
+            "slo": {
+                "objectives": [
+                    {
+                        "namespace": "team-a",
+                        "deployment": "api",
+                        "successPercent": 99.9,
+                        "latencyMs": 500,
+                        "window": "28d",
+                    }
+                ]
+            },
         },
     ),
     # One cluster of a linked pair (east, through west's gateway, NodePort as on kind), its

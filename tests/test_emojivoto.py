@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from components import emojivoto as ev
-from components import sizing, versions
+from components import grafana, sizing, versions
 from components.config import EmojivotoSettings
 from components.emojivoto import Emojivoto, EmojivotoArgs
 from components.onboarding import POLICY_API_VERSIONS, PolicySet
@@ -217,7 +217,8 @@ def containers(graph: Graph) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def env_of(container: Mapping[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container.get("env", [])}
+    """The literal env values (Downward API references left out)."""
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
 def policy_objects(graph: Graph) -> dict[str, dict[str, dict[str, Any]]]:
@@ -375,16 +376,61 @@ def test_env_is_upstreams_plus_the_opencensus_agent(graph: Graph) -> None:
         "VOTINGSVC_HOST",
         "INDEX_BUNDLE",
         "OC_AGENT_HOST",
+        "OC_RESOURCE_LABELS",
     }
     assert envs["web"]["INDEX_BUNDLE"] == "dist/index_bundle.js"
     for svc in ("emoji", "voting"):
+        labels = envs[svc].pop("OC_RESOURCE_LABELS")
+        assert labels
         assert envs[svc] == {"GRPC_PORT": "8080", "PROM_PORT": "8801", "OC_AGENT_HOST": OC_AGENT}
-    assert set(envs["vote-bot"]) == {"WEB_HOST", "OC_AGENT_HOST"}
+    assert set(envs["vote-bot"]) == {"WEB_HOST", "OC_AGENT_HOST", "OC_RESOURCE_LABELS"}
+
+
+def kubelet_env(container: Mapping[str, Any], pod: Mapping[str, str]) -> dict[str, str]:
+    """The env as the kubelet hands it to the process: Downward API fields filled from `pod`
+    and `$(VAR)` expanded from the variables defined before it (an unknown one stays literal)."""
+    out: dict[str, str] = {}
+    for e in container.get("env", []):
+        if "valueFrom" in e:
+            out[e["name"]] = pod[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        else:
+            out[e["name"]] = re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: out.get(m[1], m[0]), e["value"]
+            )
+    return out
+
+
+def opencensus_labels(text: str) -> dict[str, str]:
+    """go.opencensus.io/resource `DecodeLabels`: `key=value` pairs split on commas, values
+    optionally in double quotes."""
+    out = {}
+    for pair in text.split(","):
+        key, _, value = pair.partition("=")
+        assert key and _ == "=", f"not key=value: {pair!r}"
+        if value.startswith('"'):
+            assert value.endswith('"') and len(value) >= 2, f"unclosed quote: {pair!r}"
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def test_app_spans_carry_the_pod_and_namespace_they_come_from(graph: Graph) -> None:
+    pod = {"metadata.name": "web-7d9f-abcde", "metadata.namespace": "emojivoto"}
+    for where, c in containers(graph):
+        env = kubelet_env(c, pod)
+        assert opencensus_labels(env["OC_RESOURCE_LABELS"]) == {
+            "k8s.pod.name": "web-7d9f-abcde",
+            "k8s.namespace.name": "emojivoto",
+        }, where
+        # Grafana's trace→logs maps exactly these attributes to Loki's stream labels.
+        assert set(ev.RESOURCE_ATTRIBUTES) == set(grafana.TRACE_TO_LOG_TAGS), where
 
 
 def test_without_an_agent_no_container_gets_oc_agent_host() -> None:
     graph = build(oc_agent_host="")
-    assert all("OC_AGENT_HOST" not in env_of(c) for _, c in containers(graph))
+    for _, c in containers(graph):
+        assert "OC_AGENT_HOST" not in env_of(c)
+        assert "OC_RESOURCE_LABELS" not in env_of(c)
 
 
 def test_images_come_from_the_pinned_registry_and_tag(graph: Graph) -> None:

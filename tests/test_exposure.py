@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components import config as cfg
 from components import exposure, gateway, tracing
 from tests.graph import Graph, run_program
 
@@ -400,3 +401,27 @@ def test_exposure_settings_a_mode_needs_are_required(
 ) -> None:
     g = run_program("dev", {"exposure": overrides})
     assert message in str(g.error), g.error
+
+
+@pytest.mark.parametrize(("percent", "numerator"), [(100.0, 10_000), (1.0, 100), (0.05, 5), (0, 0)])
+def test_the_edge_samples_the_configured_share_of_requests(percent: float, numerator: int) -> None:
+    tracing = gateway.edge_tracing("otel-collector", "tracing", 4317, percent)
+    assert tracing["samplingFraction"] == {"numerator": numerator, "denominator": 10_000}
+    assert tracing["provider"]["backendRefs"] == [
+        {"name": "otel-collector", "namespace": "tracing", "port": 4317}
+    ]
+    spec = gateway.envoy_proxy_spec("prod", tracing=tracing)
+    assert spec["telemetry"] == {"tracing": tracing}
+    assert "telemetry" not in gateway.envoy_proxy_spec("prod")
+
+
+@pytest.mark.parametrize(("profile", "percent"), [("dev", 100.0), ("prod", 1.0)])
+def test_edge_sampling_is_low_by_default_in_prod(profile: str, percent: float) -> None:
+    raw = {"profile": profile, "kubeContext": "ctx"}
+    assert cfg.parse_settings(raw, stack="t").edge_trace_sample_percent == percent
+
+
+@pytest.mark.parametrize("bad", ["150", "-1", '"lots"', "true"])
+def test_a_bad_edge_sample_rate_is_named(bad: str) -> None:
+    with pytest.raises(cfg.ConfigError, match=r"meshstack:exposure\.traceSamplePercent: got"):
+        cfg.parse_settings({"exposure": f'{{"traceSamplePercent": {bad}}}'}, stack="t")

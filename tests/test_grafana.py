@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -220,30 +222,99 @@ def test_grafana_needs_no_kubernetes_api_access() -> None:
 # --- Dashboards ------------------------------------------------------------------------------
 
 
-def test_linkerd_dashboards_come_from_grafana_com_by_id_when_enabled() -> None:
+FAKE_CURL = """#!/bin/sh
+# Answers the top-line dashboard only; every other fetch times out as with egress dropped.
+out=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2 ;;
+    --connect-timeout|--max-time) echo "$1 $2" >> "$CALLS"; shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+case "$url" in
+  */15474/revisions/4/download) echo '{"uid": "linkerd-top-line"}' > "$out" ;;
+  *) echo partial > "$out"; exit 28 ;;
+esac
+"""
+
+
+def test_grafana_com_extras_are_fetched_with_short_timeouts_and_never_fail_the_pod(
+    tmp_path: Path,
+) -> None:
     v = values(settings=GrafanaSettings(grafana_com_dashboards=True))
-    linkerd = v["dashboards"][gf.LINKERD_PROVIDER]
-    assert linkerd["top-line"] == {"gnetId": 15474, "revision": 4, "datasource": "prometheus"}
-    assert len(linkerd) == 18
-    assert all(d["datasource"] == gf.PROMETHEUS_UID for d in linkerd.values())
+    # The chart's own downloader (60s per dashboard) is never used.
+    assert "dashboards" not in v
+    (init,) = v["extraInitContainers"]
+    assert init["volumeMounts"] == [{"name": "storage", "mountPath": "/var/lib/grafana"}]
+    script = init["command"][-1]
+    assert "{{" not in script  # the chart runs extraInitContainers through tpl
+    # Side by side: Grafana waits for the slowest fetch, not for their sum.
+    fetches = [line for line in script.splitlines() if line.startswith("fetch ")]
+    assert len(fetches) == len(gf.GRAFANA_COM_DASHBOARDS)
+    assert all(line.endswith(" &") for line in fetches) and "\nwait\n" in script
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(FAKE_CURL)
+    (bin_dir / "curl").chmod(0o755)
+    root = tmp_path / "grafana"
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "CALLS": str(tmp_path / "calls"),
+    }
+    run = subprocess.run(
+        ["/bin/sh", "-c", script.replace("/var/lib/grafana", str(root))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    folder = root / "dashboards" / gf.GRAFANA_COM_PROVIDER
+    assert sorted(p.name for p in folder.iterdir()) == ["top-line.json"]
+    assert "grafana.com dashboard health skipped" in run.stderr
+    calls = (tmp_path / "calls").read_text().split("\n")
+    # Every one of the 18 fetches is bounded.
+    assert calls.count(f"--max-time {gf.DOWNLOAD_MAX_TIME_S}") == len(gf.GRAFANA_COM_DASHBOARDS)
+    assert gf.DOWNLOAD_CONNECT_TIMEOUT_S <= 5 and gf.DOWNLOAD_MAX_TIME_S <= 15
+    # And the provider Grafana reads them from points at that folder.
+    providers = {
+        p["name"]: p for p in v["dashboardProviders"]["dashboardproviders.yaml"]["providers"]
+    }
+    assert providers[gf.GRAFANA_COM_PROVIDER]["options"]["path"] == (
+        "/var/lib/grafana/dashboards/grafana-com"
+    )
 
 
 def test_without_grafana_com_nothing_is_downloaded_at_pod_start() -> None:
     v = values(settings=GrafanaSettings(grafana_com_dashboards=False))
     # Any `dashboards` value makes the chart add the download-dashboards init container.
     assert "dashboards" not in v
+    assert "extraInitContainers" not in v
+    assert "plugins" not in v
+    assert v["grafana.ini"]["plugins"] == {"preinstall_disabled": True}
     assert "config.linkerd.io/skip-outbound-ports" not in v["podAnnotations"]
+
+
+def test_the_linkerd_dashboards_are_generated_into_their_own_provider() -> None:
+    v = values()
+    assert v["dashboardsConfigMaps"][gf.LINKERD_PROVIDER] == gf.LINKERD_DASHBOARDS_CONFIGMAP
+    data = gf.linkerd_configmap_data()
+    assert set(data) == {"linkerd-top-line.json", "linkerd-workload.json", "linkerd-routes.json"}
+    uids = {json.loads(text)["uid"] for text in data.values()}
+    assert len(uids) == 3 and not any("${" in text for text in data.values())
 
 
 def test_our_dashboard_comes_from_a_configmap_in_its_own_provider() -> None:
     v = values()
-    assert v["dashboardsConfigMaps"] == {gf.OWN_PROVIDER: gf.DASHBOARDS_CONFIGMAP}
+    assert v["dashboardsConfigMaps"][gf.OWN_PROVIDER] == gf.DASHBOARDS_CONFIGMAP
     providers = {
         p["name"]: p for p in v["dashboardProviders"]["dashboardproviders.yaml"]["providers"]
     }
     # The chart mounts a provider's ConfigMap at this path.
     assert providers[gf.OWN_PROVIDER]["options"]["path"] == "/var/lib/grafana/dashboards/meshstack"
-    assert set(providers) == {gf.OWN_PROVIDER, gf.LINKERD_PROVIDER}
+    assert set(providers) == {gf.OWN_PROVIDER, gf.LINKERD_PROVIDER, gf.GRAFANA_COM_PROVIDER}
 
 
 def golden() -> dict[str, Any]:
@@ -572,6 +643,7 @@ def test_every_child_is_named_after_the_component_and_parented_to_it(graph: Grap
         "grafana-admin",
         "grafana-alert-webhook",
         "grafana-dashboards",
+        "grafana-linkerd-dashboards",
         "grafana-prometheus-authz",
         "grafana-chart",
         # Its namespace's Linkerd policy (`grafana.policy`), named after it too.
@@ -694,3 +766,22 @@ def test_the_volume_is_handed_to_grafana_by_fs_group_not_a_root_chown() -> None:
     # The chart's pod securityContext (`fsGroup: 472`) gives the claim to Grafana's group; the
     # root init container would only repeat it, and no root container passes `restricted`.
     assert values(settings=GrafanaSettings(persistence=True))["initChownData"]["enabled"] is False
+
+
+def test_red_from_traces_reads_the_span_metrics_with_exemplars_only_with_tracing() -> None:
+    assert dashboards.RED_FILE not in gf.golden_metrics_configmap_data(GrafanaSettings())
+    data = gf.golden_metrics_configmap_data(GrafanaSettings(), traces=True)
+    board = json.loads(data[dashboards.RED_FILE])
+    targets = [t for p in board["panels"] for t in p["targets"]]
+    exprs = " ".join(t["expr"] for t in targets)
+    # The connector's names in the Prometheus exporter (unit pinned to ms in Jaeger's config).
+    assert set(re.findall(r"traces_span_metrics_[a-z_]+", exprs)) == {
+        "traces_span_metrics_calls_total",
+        "traces_span_metrics_duration_milliseconds_bucket",
+    }
+    assert 'span_kind="SPAN_KIND_SERVER"' in exprs and "STATUS_CODE_ERROR" in exprs
+    assert [t.get("exemplar") for t in targets] == [None, None, True]
+    ds = gf.datasources("http://p", None, "http://j")["datasources"][0]
+    assert ds["jsonData"]["exemplarTraceIdDestinations"] == [
+        {"name": "trace_id", "datasourceUid": gf.JAEGER_UID}
+    ]

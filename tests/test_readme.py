@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from components import emojivoto
 from tests.graph import ROOT
 from tests.markdown import stray_rows, table_in, tables
 
@@ -33,3 +37,20 @@ def test_the_readme_documents_config_and_outputs_in_one_table_each() -> None:
     readme = ROOT / "README.md"
     assert table_in(readme, "Configure").header == ("key", "type", "default", "meaning")
     assert table_in(readme, "Outputs").header == ("name", "type", "secret", "meaning")
+
+
+def test_the_jaeger_services_the_readme_promises_are_the_ones_the_spans_name() -> None:
+    text = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r"Jaeger lists the services (.+?) \(", text)
+    assert m, "README: no 'Jaeger lists the services ...' sentence"
+    promised = set(re.findall(r"`([^`]+)`", m[1]))
+    # The proxies' service.name: the control-plane chart's `proxy.tracing.traceServiceName`
+    # default, which the stack leaves alone.
+    charts = os.environ.get("MESHSTACK_CHARTS_DIR")
+    proxy = {"linkerd-proxy"}
+    if charts:
+        values = yaml.safe_load(
+            (Path(charts) / "linkerd-control-plane" / "values.yaml").read_text()
+        )
+        proxy = {values["proxy"]["tracing"]["traceServiceName"]}
+    assert promised == set(emojivoto.TRACE_SERVICE_NAMES.values()) | proxy

@@ -78,7 +78,7 @@ def test_the_addresses_derive_from_the_release_and_fullname() -> None:
         collector_service_account="otel-collector",
         jaeger_query="http://jaeger.tracing.svc.cluster.local:16686/jaeger",
         jaeger_query_host="jaeger.tracing.svc.cluster.local:16686",
-        jaeger_otlp_grpc="jaeger.tracing.svc.cluster.local:4317",
+        jaeger_otlp_grpc="jaeger-otlp.tracing.svc.cluster.local:4317",
     )
 
 
@@ -118,7 +118,7 @@ def test_the_collector_has_both_receivers_a_pipeline_and_an_exporter_to_jaegers_
     name, exporter = _exporter(config)
     assert name.split("/")[0] in ("otlp", "otlp_grpc")
     assert exporter["endpoint"] == tracing.addresses("cluster.local").jaeger_otlp_grpc
-    assert exporter["endpoint"] == "jaeger.tracing.svc.cluster.local:4317"
+    assert exporter["endpoint"] == "jaeger-otlp.tracing.svc.cluster.local:4317"
     assert exporter["tls"] == {"insecure": True}
 
 
@@ -158,7 +158,7 @@ def test_open_census_on_pins_the_last_release_that_ships_the_receiver() -> None:
         "containerPort": 55678,
         "servicePort": 55678,
         "protocol": "TCP",
-        "appProtocol": "grpc",
+        "appProtocol": "kubernetes.io/h2c",
     }
 
 
@@ -241,10 +241,16 @@ def test_jaeger_userconfig_is_complete_and_self_consistent() -> None:
         (store,) = config["extensions"]["jaeger_storage"]["backends"]
         assert config["extensions"]["jaeger_query"]["storage"]["traces"] == store
         assert config["exporters"]["jaeger_storage_exporter"]["trace_storage"] == store
-        pipeline = config["service"]["pipelines"]["traces"]
-        assert set(pipeline["receivers"]) <= set(config["receivers"])
-        assert set(pipeline["processors"]) <= set(config["processors"])
-        assert set(pipeline["exporters"]) <= set(config["exporters"])
+        connectors = set(config.get("connectors") or {})
+        for pipeline in config["service"]["pipelines"].values():
+            assert set(pipeline["receivers"]) <= set(config["receivers"]) | connectors
+            assert set(pipeline.get("processors", [])) <= set(config["processors"])
+            assert set(pipeline["exporters"]) <= set(config["exporters"]) | connectors
+        # A connector is an exporter of one pipeline and a receiver of another.
+        used = config["service"]["pipelines"].values()
+        for connector in connectors:
+            assert any(connector in p["exporters"] for p in used), connector
+            assert any(connector in p["receivers"] for p in used), connector
         assert set(config["service"]["extensions"]) <= set(config["extensions"])
         assert "null" not in json.dumps(config)
 
@@ -418,7 +424,14 @@ def test_children_are_parented_and_named_after_the_component() -> None:
         for name in tracing.policy(True)[kind]
     ]
     assert sorted(r.name for r in children) == sorted(
-        ["tracing-badger", "tracing-collector", "tracing-jaeger", "tracing-namespace", *policy]
+        [
+            "tracing-badger",
+            "tracing-collector",
+            "tracing-jaeger",
+            "tracing-jaeger-otlp",
+            "tracing-namespace",
+            *policy,
+        ]
     )
 
 

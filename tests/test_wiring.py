@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import json
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from bench.footprint import memory_bytes
+from components import config as cfg
 from components import logging as logs
 from components import mesh
 from policy import rules
@@ -374,6 +377,121 @@ def test_the_collector_exports_to_jaegers_otlp_grpc_receiver(s: Stack) -> None:
     assert receivers <= published, f"receivers {receivers}, published {published}"
 
 
+def service_port(s: Stack, address: str) -> dict[str, Any]:
+    """The Service port entry `[scheme://]svc.ns.svc[.domain]:port` connects to."""
+    parsed = urllib.parse.urlsplit(address if "://" in address else f"tcp://{address}")
+    m = HOST_PORT.match(parsed.netloc or address)
+    assert m, f"{address}: not an in-cluster Service address with a port"
+    svc = services(s)[(m["ns"], m["svc"])]
+    (port,) = [p for p in svc["spec"]["ports"] if p["port"] == int(m["port"])]
+    return dict(port)
+
+
+def span_grpc_addresses(s: Stack) -> list[tuple[str, str]]:
+    """(who, address) of every gRPC connection spans travel: proxies and apps to the collector,
+    the collector to Jaeger."""
+    found = [("linkerd proxies", linkerd_values(s)["proxy"]["tracing"]["collector"]["endpoint"])]
+    found += [(f"{w} OC_AGENT_HOST", a) for w, a in program_env(s, "OC_AGENT_HOST")]
+    for cm in of_kind(s, "ConfigMap"):
+        data = cm.get("data") or {}
+        if data.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc":
+            found.append((f"ConfigMap {ns_of(cm)}", data["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "otel-collector"]
+    config = yaml.safe_load(mounted_config(s, w, w.containers()[0], "relay") or "{}")
+    for name, exporter in config["exporters"].items():
+        if name.split("/")[0] in ("otlp", "otlp_grpc"):
+            found.append((f"collector exporter {name}", exporter["endpoint"]))
+    found += [(f"EnvoyProxy {where}", address) for where, address, _ in edge_tracing(s)]
+    return found
+
+
+def edge_tracing(s: Stack) -> list[tuple[str, str, dict[str, Any]]]:
+    """(EnvoyProxy, address of its OTLP backend, its tracing) for each EnvoyProxy that traces."""
+    out = []
+    for r in program_objects(s.graph):
+        if r.inputs.get("kind") != "EnvoyProxy":
+            continue
+        tracing = (r.inputs["spec"].get("telemetry") or {}).get("tracing")
+        if tracing:
+            (ref,) = tracing["provider"]["backendRefs"]
+            address = f"{ref['name']}.{ref['namespace']}.svc:{int(ref['port'])}"
+            out.append((r.inputs["metadata"]["name"], address, tracing))
+    return out
+
+
+def test_the_edge_starts_traces_at_the_configured_rate_into_the_collectors_otlp_receiver(
+    s: Stack,
+) -> None:
+    found = edge_tracing(s)
+    exposure = s.graph.config.get("exposure", {})
+    if not (exposure.get("installEnvoyGateway") and s.graph.config.get("enableTracing", True)):
+        assert not found
+        return
+    (_, address, tracing) = found[0]
+    assert tracing["provider"]["type"] == "OpenTelemetry"
+    assert served(s, address) == {"otlp/grpc"}, address
+    fraction = tracing["samplingFraction"]
+    expected = exposure.get("traceSamplePercent", 100.0 if s.name == "dev" else 1.0)
+    assert fraction["numerator"] / fraction["denominator"] == pytest.approx(expected / 100)
+
+
+def test_every_grpc_span_connection_reaches_a_service_port_linkerd_treats_as_http2(
+    s: Stack,
+) -> None:
+    # Linkerd knows `kubernetes.io/h2c` as HTTP/2; `grpc` is an unknown appProtocol, which it
+    # forwards opaquely (per connection, no request metrics): linkerd2
+    # policy-controller/core/src/outbound.rs `AppProtocol::from_str`.
+    found = span_grpc_addresses(s)
+    assert len(found) >= 2, found
+    for who, address in found:
+        port = service_port(s, address)
+        assert port.get("appProtocol") == "kubernetes.io/h2c", f"{who} → {address}: {port}"
+
+
+def test_red_metrics_from_spans_reach_vizs_prometheus_with_exemplars_that_open_traces(
+    s: Stack,
+) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger"]
+    (c,) = w.containers()
+    config = yaml.safe_load(mounted_config(s, w, c, "user-config.yaml") or "{}")
+    pipelines = config["service"]["pipelines"]
+    # Every stored span also feeds the spanmetrics connector...
+    assert "spanmetrics" in pipelines["traces"]["exporters"]
+    assert config["connectors"]["spanmetrics"]["exemplars"]["enabled"] is True
+    # ...whose metrics pipeline ends in the Prometheus exporter, in OpenMetrics (exemplars).
+    (metrics,) = [p for p in pipelines.values() if "spanmetrics" in p["receivers"]]
+    (exporter,) = [config["exporters"][e] for e in metrics["exporters"]]
+    assert exporter["enable_open_metrics"] is True
+    port = _port(exporter["endpoint"])
+    assert port in {cp["containerPort"] for cp in c.get("ports") or []}
+    job = _scrape_job(s, "jaeger-spanmetrics") if _scrape_job(s, "linkerd-proxy") else None
+    if job is None:  # an external Prometheus scrapes what its owner configures
+        assert s.graph.config["linkerd"].get("prometheusUrl")
+        return
+    # The scrape job keeps exactly this pod's port, as Prometheus evaluates its relabeling.
+    (keep,) = [r for r in job["relabel_configs"] if r["action"] == "keep"]
+    meta = {
+        f"__meta_kubernetes_pod_label_{k.replace('.', '_').replace('/', '_')}": v
+        for k, v in w.labels.items()
+    } | {"__meta_kubernetes_pod_container_port_number": str(port)}
+    value = ";".join(meta.get(label, "") for label in keep["source_labels"])
+    assert re.fullmatch(keep["regex"], value), (keep, value)
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == [w.namespace]
+    # Under default-deny, a Server on that port admits the scraper.
+    servers = [
+        name
+        for (ns, name), srv in _servers(s).items()
+        if ns == w.namespace and srv["spec"]["port"] == port
+    ]
+    assert servers, f"no Server for Jaeger's port {port}"
+    (prom,) = [x for x in workloads(s) if x.obj["metadata"]["name"] == "prometheus"]
+    (pc,) = [x for x in prom.containers() if x["name"] == "prometheus"]
+    assert "--enable-feature=exemplar-storage" in (pc.get("args") or [])
+    ds = datasources(s)
+    (dest,) = ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert dest["datasourceUid"] == ds["jaeger"]["uid"]
+
+
 def test_onboarded_namespaces_are_told_addresses_that_reach_the_collector(s: Stack) -> None:
     teams = s.graph.outputs["teamNamespaces"]
     maps = [cm for cm in of_kind(s, "ConfigMap") if cm["metadata"]["name"] == "meshstack-tracing"]
@@ -426,6 +544,121 @@ def test_jaeger_serves_under_the_path_every_client_of_its_query_port_asks_for(s:
     url = s.graph.outputs["urls"].get("jaeger")
     if url:
         assert urllib.parse.urlsplit(url).path.startswith(f"{base}/"), url
+
+
+URL = re.compile(r"https?://[^\s\"']+")
+
+
+def test_grafana_fetches_no_dashboard_or_plugin_at_start_but_bounded_extras(s: Stack) -> None:
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "grafana"]
+    (c,) = [c for c in w.containers() if c["name"] == "grafana"]
+    env = {e["name"] for c in w.containers() for e in c.get("env") or []}
+    # The chart's `plugins:` list becomes a blocking install from grafana.com.
+    assert not env & {"GF_PLUGINS_PREINSTALL_SYNC", "GF_INSTALL_PLUGINS"}, env
+    ini = mounted_config(s, w, c, "grafana.ini") or ""
+    plugins = re.search(r"^\[plugins\]\n((?:[^\[].*\n?)*)", ini, re.MULTILINE)
+    # Grafana's background preinstall (and auto-update) of its default plugin list is off.
+    assert plugins and re.search(r"^preinstall_disabled = true$", plugins[1], re.MULTILINE), ini
+    for cm in of_kind(s, "ConfigMap", "grafana"):
+        assert "download_dashboards.sh" not in (cm.get("data") or {}), "the chart downloads"
+    extras = s.graph.config.get("grafana", {}).get("grafanaComDashboards", False)
+    fetching = []
+    for init in w.spec.get("initContainers") or []:
+        script = " ".join([*(init.get("command") or []), *(init.get("args") or [])])
+        if not URL.search(script):
+            continue
+        fetching.append(init["name"])
+        # Each fetch is bounded, the fetches run side by side, and none can fail the pod.
+        for line in script.splitlines():
+            if "curl " in line:
+                connect = re.search(r"--connect-timeout (\d+)", line)
+                total = re.search(r"--max-time (\d+)", line)
+                assert connect and int(connect[1]) <= 5, line
+                assert total and int(total[1]) <= 15, line
+        assert script.rstrip().endswith("wait\nexit 0"), script
+    assert fetching == (["grafana-com-dashboards"] if extras else []), fetching
+    # The Linkerd dashboards come from the program's own ConfigMap, mounted where the
+    # provider reads them.
+    providers = yaml.safe_load(mounted_config(s, w, c, "dashboardproviders.yaml") or "{}")
+    paths = {p["name"]: p["options"]["path"] for p in providers["providers"]}
+    volumes = {v["name"]: v for v in w.spec.get("volumes") or []}
+    mounted = {
+        m["mountPath"]: (volumes[m["name"]].get("configMap") or {}).get("name")
+        for m in c.get("volumeMounts") or []
+    }
+    cm_name = mounted[paths["linkerd"]]
+    (dashboards,) = [
+        r.inputs["data"]
+        for r in program_objects(s.graph)
+        if r.inputs["metadata"].get("name") == cm_name
+    ]
+    # The Linkerd folder holds the generated Linkerd dashboards, and only them.
+    assert {json.loads(text)["uid"] for text in dashboards.values()} == {
+        "meshstack-linkerd-top-line",
+        "meshstack-linkerd-workload",
+        "meshstack-linkerd-routes",
+    }
+
+
+def _scrape_job(s: Stack, job: str) -> dict[str, Any] | None:
+    cms = [c for c in of_kind(s, "ConfigMap", "linkerd-viz") if "prometheus.yml" in c["data"]]
+    if not cms:
+        return None
+    config = yaml.safe_load(cms[0]["data"]["prometheus.yml"])
+    (found,) = [j for j in config["scrape_configs"] if j["job_name"] == job]
+    return dict(found)
+
+
+def test_the_slo_labels_are_the_ones_vizs_scrape_job_makes(s: Stack) -> None:
+    job = _scrape_job(s, "linkerd-proxy")
+    if job is None:  # an external Prometheus: its scrape config is the user's
+        assert s.graph.config["linkerd"].get("prometheusUrl")
+        return
+    relabel = job["relabel_configs"]
+    # `namespace` from the pod's namespace, `deployment` from linkerd.io/proxy-deployment
+    # (a label the proxy injector sets on every pod of a Deployment).
+    assert {
+        "source_labels": ["__meta_kubernetes_namespace"],
+        "action": "replace",
+        "target_label": "namespace",
+    } in relabel
+    maps = [r for r in relabel if r.get("action") == "labelmap"]
+    assert maps[0]["regex"] == "__meta_kubernetes_pod_label_linkerd_io_proxy_(.+)"
+    assert maps[0].get("replacement", "$1") == "$1"
+
+
+def test_vizs_prometheus_keeps_the_longest_slo_window(s: Stack) -> None:
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in s.graph.config.items()}
+    settings = cfg.parse_settings(raw, s.name, frozenset(cfg.SECRET_KEYS)).slo
+    windows = [o.window_hours for o in settings.objectives]
+    expected = f"{max(windows)}h" if windows else "6h"
+    deployments = [
+        w
+        for w in workloads(s)
+        if w.namespace == "linkerd-viz" and w.obj["metadata"]["name"] == "prometheus"
+    ]
+    if not deployments:
+        return
+    (w,) = deployments
+    (c,) = [c for c in w.containers() if c["name"] == "prometheus"]
+    args = c.get("args") or []
+    assert f"--storage.tsdb.retention.time={expected}" in args, args
+    data = next(v for v in w.spec["volumes"] if v["name"] == "data")
+    if settings.prometheus_storage_size:
+        claim = data["persistentVolumeClaim"]["claimName"]
+        (pvc,) = [
+            p
+            for p in of_kind(s, "PersistentVolumeClaim", "linkerd-viz")
+            if p["metadata"]["name"] == claim
+        ]
+        size = memory_bytes(pvc["spec"]["resources"]["requests"]["storage"])
+        cap = re.search(r"--storage\.tsdb\.retention\.size=(\d+)MB", " ".join(args))
+        assert cap and int(cap[1]) * 2**20 < size, (args, size)
+        assert w.obj["spec"]["strategy"]["type"] == "Recreate"
+    else:
+        assert "emptyDir" in data
+    if windows:
+        assert "--storage.tsdb.retention.size" in " ".join(args)
 
 
 def test_viz_reaches_prometheus_and_links_to_jaeger_query_and_grafana(s: Stack) -> None:
@@ -542,6 +775,27 @@ def test_alloy_pushes_to_lokis_push_api(s: Stack) -> None:
         assert served(s, url) == {"loki/http"}
         assert urllib.parse.urlsplit(url).path == logs.PUSH_PATH
         assert url == s.graph.outputs["lokiPushUrl"]
+
+
+def test_lokis_in_process_caches_fit_well_inside_its_memory_limit(s: Stack) -> None:
+    (w,) = [
+        w for w in workloads(s) if w.namespace == "logging" and w.obj["metadata"]["name"] == "loki"
+    ]
+    (c,) = [c for c in w.containers() if c["name"] == "loki"]
+    config = yaml.safe_load(mounted_config(s, w, c, "config.yaml") or "{}")
+    # Loki 3 fills every cache left unconfigured with a 100 MB in-process one: the chunk cache,
+    # the results cache, and five that copy the results cache (grafana/loki v3
+    # pkg/loki/config_wrapper.go `applyEmbeddedCacheConfig`). Unset, the default counts.
+    chunks = config.get("chunk_store_config", {}).get("chunk_cache_config", {})
+    results = config.get("query_range", {}).get("results_cache", {}).get("cache", {})
+    for cache in (chunks, results):
+        assert not cache.get("memcached_client"), cache
+    chunks_mb = chunks.get("embedded_cache", {}).get("max_size_mb", 100)
+    results_mb = results.get("embedded_cache", {}).get("max_size_mb", 100)
+    total = (chunks_mb + 6 * results_mb) * 2**20
+    limit = memory_bytes(c["resources"]["limits"]["memory"])
+    # Half the limit at most: the ingester's chunks and the queries need the rest.
+    assert total <= limit / 2, f"caches {total / 2**20:.0f}Mi under a {limit / 2**20:.0f}Mi limit"
 
 
 def test_alloy_keeps_its_read_positions_on_the_node(s: Stack) -> None:
