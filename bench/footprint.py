@@ -400,6 +400,38 @@ CHARTS: dict[str, ChartSpec] = {
                 enabled="minio.enabled",
                 enabled_default=False,
             ),
+            # Distributed mode (logging.mode): one workload per component, 0 replicas by
+            # default (templates/<component>/workload.yaml).
+            *(
+                ChartWorkload(
+                    f"loki-{component}",
+                    (_c(component, f"{key}.resources", role),),
+                    replicas=f"{key}.replicas",
+                    replicas_default=0,
+                )
+                for key, component, role in (
+                    ("distributor", "distributor", "loki-component"),
+                    ("ingester", "ingester", "loki-ingester"),
+                    ("querier", "querier", "loki-querier"),
+                    ("queryFrontend", "query-frontend", "loki-component"),
+                    ("queryScheduler", "query-scheduler", "loki-component"),
+                    ("indexGateway", "index-gateway", "loki-component"),
+                    ("compactor", "compactor", "loki-component"),
+                )
+            ),
+        )
+    ),
+    # seaweedfs (logging.s3.inCluster): the all-in-one Deployment alone; master, volume and
+    # filer are off (templates/all-in-one/all-in-one-deployment.yaml).
+    "seaweedfs": ChartSpec(
+        (
+            ChartWorkload(
+                "seaweedfs-all-in-one",
+                (_c("seaweedfs", "allInOne.resources", "seaweedfs"),),
+                replicas="allInOne.replicas",
+                enabled="allInOne.enabled",
+                enabled_default=False,
+            ),
         )
     ),
     # oauth2-proxy (components/auth.py): one Deployment; meshed by its pod annotation.

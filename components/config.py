@@ -36,6 +36,9 @@ ISSUER_MODES = ("pulumi", "external")
 # What signs the issuer certificate with an external issuer: cert-manager's two issuer kinds.
 ISSUER_REF_KINDS = ("ClusterIssuer", "Issuer")
 TRACE_STORAGES = ("memory", "badger")
+# Where Loki keeps its index and chunks, and how it runs on them (components/logging.py).
+LOG_STORAGES = ("filesystem", "s3")
+LOG_MODES = ("monolithic", "distributed")
 EXPOSURE_MODES = ("port-forward", "ingress", "gateway", "loadBalancer", "nodePort")
 # Who may open the dashboard and Jaeger: oauth2-proxy with an htpasswd user or an OIDC
 # provider, or nothing in front (port-forward, or an explicit allowUnauthenticated).
@@ -187,12 +190,41 @@ class TracingSettings:
 
 
 @dataclass(frozen=True)
+class BucketSettings:
+    """The S3-compatible bucket Loki keeps its index and chunks in (`logging.s3`)."""
+
+    in_cluster: bool = False
+    """True: a SeaweedFS the stack runs in the `logging` namespace (kind, tests); its
+    credentials are generated. False: an external bucket at `endpoint`."""
+    endpoint: str = ""
+    """`http(s)://host[:port]` of the S3 API; required for an external bucket."""
+    region: str = "us-east-1"
+    bucket: str = "loki-chunks"
+    force_path_style: bool = False
+    """Path-style requests (`host/bucket/key`): what most S3-compatible stores need. AWS S3
+    prefers virtual-hosted style. The in-cluster store always uses path style."""
+    access_key_id: str = ""
+    secret_access_key: SecretValue = SecretValue("")
+    """Config `lokiS3SecretAccessKey` (a secret)."""
+    service_account_annotations: tuple[tuple[str, str], ...] = ()
+    """Workload identity instead of keys, e.g. `eks.amazonaws.com/role-arn`."""
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     enabled: bool = True
     retention_hours: int = 168
     persistence: bool = False
     storage_size: str = "10Gi"
     storage_class: str = ""
+    storage: str = "filesystem"
+    """`filesystem` (one pod, on its volume) or `s3` (an S3-compatible bucket)."""
+    mode: str = "monolithic"
+    """`monolithic` (the single binary, `replicas` of it) or `distributed` (the chart's
+    Distributed mode: ingesters, distributors, queriers... each scaled on its own)."""
+    replicas: int = 1
+    """Monolithic replicas; more than one needs `s3`, which they share."""
+    s3: BucketSettings = BucketSettings()
 
 
 @dataclass(frozen=True)
@@ -452,6 +484,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "exposure": "object",
     "onboarding": "object",
     "oidcClientSecret": "string",
+    "lokiS3SecretAccessKey": "string",
 }
 
 # Keys whose default depends on the profile: key → profile → default. `Pulumi.yaml` leaves
@@ -464,7 +497,13 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # Keys whose values must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl", "oidcClientSecret")
+SECRET_KEYS = (
+    "trustAnchorKeyPem",
+    "nextTrustAnchorKeyPem",
+    "alertWebhookUrl",
+    "oidcClientSecret",
+    "lokiS3SecretAccessKey",
+)
 # Keys whose value no error shows, secret or not: `kubeconfig` may hold a whole kubeconfig, with
 # a client key or token, even where the CLI stores it in plain text.
 NEVER_SHOWN = frozenset({*SECRET_KEYS, "kubeconfig"})
@@ -560,7 +599,12 @@ def parse_settings(
             profile,
         ),
         tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
-        logging=_logging(r, values["logging"] or {}, _flag(values, "enableLogging")),
+        logging=_logging(
+            r,
+            values["logging"] or {},
+            _flag(values, "enableLogging"),
+            values["lokiS3SecretAccessKey"] or "",
+        ),
         grafana=_grafana(
             r,
             values["grafana"] or {},
@@ -818,8 +862,23 @@ def _empty_or_dns_name(v: Any) -> bool:
     return isinstance(v, str) and (v == "" or bool(_DNS_NAME.match(v)))
 
 
-def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettings:
-    r.unknown(obj, "logging", ("retention", "persistence", "storageSize", "storageClass"))
+def _logging(
+    r: _Reader, obj: Mapping[str, Any], enabled: bool, secret_access_key: str = ""
+) -> LoggingSettings:
+    r.unknown(
+        obj,
+        "logging",
+        (
+            "retention",
+            "persistence",
+            "storageSize",
+            "storageClass",
+            "storage",
+            "mode",
+            "replicas",
+            "s3",
+        ),
+    )
     d = LoggingSettings()
     retention = r.pick(
         obj,
@@ -844,7 +903,151 @@ def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettin
             "expected a size such as 10Gi",
         ),
         storage_class=r.pick(obj, "logging", "storageClass", "", _empty_or_dns_name, _SC_HELP),
+        storage=r.pick(
+            obj,
+            "logging",
+            "storage",
+            d.storage,
+            _one_of(LOG_STORAGES),
+            f"expected one of {LOG_STORAGES}",
+        ),
+        mode=r.pick(
+            obj, "logging", "mode", d.mode, _one_of(LOG_MODES), f"expected one of {LOG_MODES}"
+        ),
+        replicas=r.pick(obj, "logging", "replicas", d.replicas, _is_int(1, 20), "expected 1 to 20"),
+        s3=_bucket(r, obj.get("s3"), secret_access_key),
     )
+
+
+# An S3 endpoint: a scheme, a host and an optional port, nothing after it.
+_S3_ENDPOINT = re.compile(r"^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?/?$", re.I)
+# S3 bucket naming rules (3-63 lower-case letters, digits, dots and hyphens).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z0-9-]{1,64}$")
+
+
+def _empty_or(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and (v == "" or bool(pattern.match(v)))
+
+
+def _bucket(r: _Reader, obj: Any, secret_access_key: str) -> BucketSettings:
+    p = "logging.s3"
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict):
+        r.fail(p, obj, "expected a map with inCluster, or endpoint, bucket and credentials")
+        obj = {}
+    keys = (
+        "inCluster",
+        "endpoint",
+        "region",
+        "bucket",
+        "forcePathStyle",
+        "accessKeyId",
+        "serviceAccountAnnotations",
+    )
+    r.unknown(obj, p, keys)
+    d = BucketSettings()
+    annotations = obj.get("serviceAccountAnnotations") or {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        r.fail(
+            f"{p}.serviceAccountAnnotations",
+            annotations,
+            "expected a map of annotation names to text, e.g. "
+            "{eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/loki}",
+        )
+        annotations = {}
+    return BucketSettings(
+        in_cluster=r.pick(obj, p, "inCluster", d.in_cluster, _is_bool, "expected true or false"),
+        endpoint=r.pick(
+            obj,
+            p,
+            "endpoint",
+            d.endpoint,
+            _empty_or(_S3_ENDPOINT),
+            "expected the S3 API as a URL, http(s)://host[:port], such as "
+            "https://s3.eu-west-1.amazonaws.com",
+        ),
+        region=r.pick(
+            obj, p, "region", d.region, _matches(_REGION), "expected a region such as us-east-1"
+        ),
+        bucket=r.pick(
+            obj,
+            p,
+            "bucket",
+            d.bucket,
+            _matches(_BUCKET),
+            "expected a bucket name (3 to 63 lower-case letters, digits, dots and hyphens)",
+        ),
+        force_path_style=r.pick(
+            obj, p, "forcePathStyle", d.force_path_style, _is_bool, "expected true or false"
+        ),
+        access_key_id=r.pick(obj, p, "accessKeyId", "", _empty_or(_NO_SPACE), "expected a key id"),
+        secret_access_key=SecretValue(secret_access_key),
+        service_account_annotations=tuple(sorted(annotations.items())),
+    )
+
+
+def _check_logging(r: _Reader, s: Settings) -> None:
+    """Loki's storage, mode and replicas together, and the bucket they need."""
+    log = s.logging
+    if not log.enabled:
+        return
+    if log.storage == "filesystem":
+        if log.replicas > 1:
+            r.fail(
+                "logging.replicas",
+                log.replicas,
+                "more than one Loki needs object storage to share (one pod's volume cannot "
+                "be): set logging.storage to s3 with a bucket (logging.s3), or set replicas to 1",
+            )
+        if log.mode == "distributed":
+            r.fail(
+                "logging.mode",
+                log.mode,
+                "distributed Loki needs object storage: set logging.storage to s3 with a "
+                "bucket (logging.s3), or use mode monolithic",
+            )
+        return
+    if log.mode == "distributed" and log.replicas > 1:
+        r.fail(
+            "logging.replicas",
+            log.replicas,
+            "replicas counts monolithic Loki pods; distributed mode sizes each component "
+            "per profile, so drop the key or use mode monolithic",
+        )
+    b = log.s3
+    if b.in_cluster:
+        external = [k for k, v in (("endpoint", b.endpoint), ("accessKeyId", b.access_key_id)) if v]
+        if external or b.secret_access_key or b.service_account_annotations:
+            r.errors.append(
+                f"{PROJECT}:logging.s3.inCluster: set with an external bucket's settings "
+                f"({', '.join(external) or 'credentials'}); the in-cluster store makes its own "
+                "endpoint and credentials, so drop those keys or set inCluster to false"
+            )
+        return
+    if not b.endpoint:
+        r.errors.append(
+            f"{PROJECT}:logging.s3.endpoint: missing; an external bucket needs its S3 API, e.g. "
+            "`pulumi config set --path logging.s3.endpoint https://s3.eu-west-1.amazonaws.com`, "
+            "or set logging.s3.inCluster to true for a store in the cluster"
+        )
+    keys = bool(b.access_key_id) or bool(b.secret_access_key)
+    if b.service_account_annotations and keys:
+        r.errors.append(
+            f"{PROJECT}:logging.s3.serviceAccountAnnotations: set with access keys; use either "
+            "workload identity or logging.s3.accessKeyId with lokiS3SecretAccessKey, not both"
+        )
+    elif not b.service_account_annotations and not (b.access_key_id and b.secret_access_key):
+        missing = "logging.s3.accessKeyId" if not b.access_key_id else "lokiS3SecretAccessKey"
+        r.errors.append(
+            f"{PROJECT}:{missing}: missing; an external bucket needs credentials: "
+            "`pulumi config set --path logging.s3.accessKeyId <id>` and "
+            "`pulumi config set --secret lokiS3SecretAccessKey <key>`, or workload identity "
+            "in logging.s3.serviceAccountAnnotations"
+        )
 
 
 def _grafana(r: _Reader, obj: Mapping[str, Any], enabled: bool, webhook: str) -> GrafanaSettings:
@@ -1194,6 +1397,7 @@ def _check_prometheus_readers(r: _Reader, s: Settings) -> None:
 def _cross_checks(r: _Reader, s: Settings) -> None:
     """Rules that tie keys together."""
     _check_prometheus_readers(r, s)
+    _check_logging(r, s)
     ident = s.linkerd.identity
     early, validity = ident.issuer_early_renewal_hours, ident.issuer_validity_hours
     # A value already reported stands in as its default here; one line about it is enough.

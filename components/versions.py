@@ -86,6 +86,14 @@ OTEL_COLLECTOR_OPENCENSUS_IMAGE = (
 # --- Logs and dashboards ---------------------------------------------------------------------
 # https://github.com/grafana-community/helm-charts/tree/main/charts/loki
 LOKI = ChartRef("loki", "18.11.0", "https://grafana-community.github.io/helm-charts")
+# With `logging.storage: s3` and `logging.s3.inCluster`: an S3-compatible store for kind and
+# tests. Loki's own `minio` dependency is deprecated (the loki chart refuses to render it
+# without an override) and minio/minio is no longer maintained; SeaweedFS is maintained and
+# serves S3 from one all-in-one pod.
+# https://github.com/seaweedfs/seaweedfs/tree/master/k8s/charts/seaweedfs (tag 4.44)
+SEAWEEDFS = ChartRef("seaweedfs", "4.44.0", "https://seaweedfs.github.io/seaweedfs/helm")
+# The chart's appVersion image, pinned here; the stack's bucket Job runs the same `weed`.
+SEAWEEDFS_IMAGE = "chrislusf/seaweedfs:4.44"
 # https://github.com/grafana/alloy/tree/main/operations/helm/charts/alloy
 ALLOY = ChartRef("alloy", "1.11.1", "https://grafana.github.io/helm-charts")
 # https://github.com/grafana-community/helm-charts/tree/main/charts/grafana

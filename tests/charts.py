@@ -114,6 +114,29 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "trustAnchorKeyPem": _ANCHOR_KEY_PEM,
         },
     ),
+    # Loki on object storage: the chart's Distributed mode on the in-cluster SeaweedFS store
+    # (prod sizes, three ingesters), and monolithic Loki replicated on an external bucket.
+    "prod-loki-distributed-in-cluster": (
+        "prod",
+        {"logging": {"storage": "s3", "mode": "distributed", "s3": {"inCluster": True}}},
+    ),
+    "dev-loki-replicated-external": (
+        "dev",
+        {
+            "logging": {
+                "storage": "s3",
+                "replicas": 2,
+                "persistence": True,
+                "s3": {
+                    "endpoint": "https://s3.eu-west-1.amazonaws.com",
+                    "region": "eu-west-1",
+                    "bucket": "meshstack-logs",
+                    "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                },
+            },
+            "lokiS3SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        },
+    ),
 }
 # API groups served by Kubernetes itself; any other group's kinds come from a CRD.
 BUILTIN_GROUPS = frozenset(

@@ -41,6 +41,7 @@ SECRET_CONFIG_KEYS = (
     "nextTrustAnchorKeyPem",
     "alertWebhookUrl",
     "oidcClientSecret",
+    "lokiS3SecretAccessKey",
 )
 MOCK_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
