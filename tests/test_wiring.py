@@ -17,6 +17,7 @@ tests/charts.py); skipped with the reason elsewhere.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -259,6 +260,11 @@ def listeners(s: Stack, a: Arrival) -> dict[int, str]:
     elif "-config.file=/etc/loki/config/config.yaml" in args:  # Loki
         config = yaml.safe_load(mounted_config(s, w, c, "config.yaml") or "{}")
         out[int(config["server"]["http_listen_port"])] = "loki/http"
+    elif "/usr/bin/weed" in args and re.search(r"^\s*server\b", args, re.M):  # SeaweedFS
+        for flag, what in (("s3.port", "s3"), ("master.port", "master"), ("filer.port", "filer")):
+            listen = re.search(rf"-{re.escape(flag)}=(\d+)", args)
+            if listen:
+                out[int(listen[1])] = f"seaweedfs/{what}"
     elif c.get("name") == "prometheus" and "--config.file=/etc/prometheus/prometheus.yml" in args:
         listen = re.search(r"--web\.listen-address=\S*:(\d+)", args)
         out[int(listen[1]) if listen else 9090] = "prometheus/http"
@@ -1075,3 +1081,123 @@ def test_every_in_cluster_name_is_in_the_configured_cluster_domain(variant: str)
         if "cluster.local" in text or "cluster\\.local" in text
     ]
     assert not found, f"names in cluster.local in a {domain} cluster: {found[:5]}"
+
+
+# --- Storage engines -------------------------------------------------------------------------
+
+
+def _loki_configs(s: Stack) -> list[tuple[Workload, dict[str, Any], dict[str, Any]]]:
+    """(workload, container, config) of every Loki container, as each mounts its config."""
+    out = []
+    for w in workloads(s):
+        if w.namespace != logs.NAMESPACE:
+            continue
+        for c in w.containers():
+            args = " ".join(c.get("args") or [])
+            if "-config.file=/etc/loki/config/config.yaml" in args:
+                text = mounted_config(s, w, c, "config.yaml")
+                assert text, f"{w.name}: mounts no Loki config"
+                out.append((w, c, yaml.safe_load(text)))
+    assert out, "no Loki container"
+    return out
+
+
+def _secret_keys(s: Stack, namespace: str, name: str) -> set[str]:
+    secret = one(s, "Secret", namespace, name)
+    return set(secret.get("stringData") or {}) | set(secret.get("data") or {})
+
+
+def _env_sources(s: Stack, w: Workload, c: dict[str, Any]) -> set[str]:
+    """The env var names a container gets, each from a value or from a Secret that exists
+    with the key it is read from."""
+    names = set()
+    for e in c.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            assert ref["key"] in _secret_keys(s, w.namespace, ref["name"]), (w.name, ref)
+        names.add(e["name"])
+    for source in c.get("envFrom") or []:
+        ref = source.get("secretRef")
+        if ref:
+            names |= {
+                f"{source.get('prefix', '')}{k}" for k in _secret_keys(s, w.namespace, ref["name"])
+            }
+    return names
+
+
+def test_loki_writes_its_index_and_chunks_where_the_mode_says(s: Stack) -> None:
+    storage_key = (s.graph.config.get("logging") or {}).get("storage", "filesystem")
+    for w, _, config in _loki_configs(s):
+        (schema,) = config["schema_config"]["configs"]
+        assert (schema["store"], schema["schema"]) == ("tsdb", "v13"), w.name
+        assert schema["object_store"] == storage_key, w.name
+        assert config["compactor"]["delete_request_store"] == storage_key, w.name
+        assert config["compactor"]["retention_enabled"] is True, w.name
+
+
+def test_every_loki_pod_reads_the_bucket_keys_its_config_names_from_a_secret_that_exists(
+    s: Stack,
+) -> None:
+    for w, c, config in _loki_configs(s):
+        text = yaml.safe_dump(config)
+        wanted = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))
+        # -config.expand-env is what makes Loki replace them.
+        if wanted:
+            assert "-config.expand-env=true" in (c.get("args") or []), w.name
+        missing = wanted - _env_sources(s, w, c)
+        assert not missing, f"{w.name}: the config expands {missing}, which no Secret provides"
+
+
+def test_an_in_cluster_bucket_is_the_seaweedfs_s3_api_loki_signs_in_to(s: Stack) -> None:
+    s3_configs = [
+        cfg["common"]["storage"]["s3"]
+        for _, _, cfg in _loki_configs(s)
+        if "s3" in (cfg["common"].get("storage") or {})
+    ]
+    in_cluster = ((s.graph.config.get("logging") or {}).get("s3") or {}).get("inCluster")
+    if not in_cluster:
+        for s3 in s3_configs:
+            assert ".svc" not in s3["endpoint"], s3["endpoint"]
+        return
+    assert s3_configs
+    for s3 in s3_configs:
+        scheme = "http" if s3["insecure"] else "https"
+        assert served(s, f"{scheme}://{s3['endpoint']}") == {"seaweedfs/s3"}
+    # The gateway's identity file holds the keys Loki's Secret gives it.
+    (store,) = [w for w in workloads(s) if w.labels.get("app.kubernetes.io/name") == "seaweedfs"]
+    (c,) = store.containers()
+    args = " ".join(c.get("command") or [])
+    config_file = re.search(r"-s3\.config=(\S+)", args)
+    assert config_file, "the gateway runs without an identity file: anyone could write"
+    directory, _, key = config_file[1].rpartition("/")
+    (mount,) = [m for m in c.get("volumeMounts") or [] if m["mountPath"] == directory]
+    (volume,) = [v for v in store.spec["volumes"] if v["name"] == mount["name"]]
+    identities = one(s, "Secret", store.namespace, volume["secret"]["secretName"])
+    (identity,) = json.loads(identities["stringData"][key])["identities"]
+    (creds,) = identity["credentials"]
+    loki_secret = one(s, "Secret", logs.NAMESPACE, logs.S3_SECRET)["stringData"]
+    (expected,) = {
+        tuple(loki_secret[s3[k].strip("${}")] for k in ("access_key_id", "secret_access_key"))
+        for s3 in s3_configs
+    }
+    assert (creds["accessKey"], creds["secretKey"]) == expected
+
+
+def test_lokis_network_policy_selects_every_loki_pod_and_the_stores_only_its_own(s: Stack) -> None:
+    policies = {o["metadata"]["name"]: o for o in of_kind(s, "NetworkPolicy", logs.NAMESPACE)}
+    loki_policy = policies[logs.NETWORK_POLICY]["spec"]["podSelector"]
+    for w, _, _ in _loki_configs(s):
+        assert label_selector_matches(loki_policy, w.labels), w.name
+    if "seaweedfs-ingress" in policies:
+        selector = policies["seaweedfs-ingress"]["spec"]["podSelector"]
+        chosen = pod_selected(s, logs.NAMESPACE, selector)
+        assert [w.obj["metadata"]["name"] for w in chosen] == ["seaweedfs-all-in-one"]
+        # What the S3 port admits are Loki's pods, all of them.
+        (s3_rule,) = [
+            r
+            for r in policies["seaweedfs-ingress"]["spec"]["ingress"]
+            if 8333 in [p["port"] for p in r["ports"]]
+        ]
+        (peer,) = s3_rule["from"]
+        for w, _, _ in _loki_configs(s):
+            assert label_selector_matches(peer["podSelector"], w.labels), w.name
