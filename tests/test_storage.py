@@ -21,7 +21,7 @@ JOB = "kubernetes:batch/v1:Job"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-EXTERNAL = {
+EXTERNAL: dict[str, Any] = {
     "storage": "s3",
     "s3": {
         "endpoint": "https://s3.eu-west-1.amazonaws.com",
@@ -30,7 +30,7 @@ EXTERNAL = {
         "accessKeyId": KEY_ID,
     },
 }
-IN_CLUSTER = {"storage": "s3", "s3": {"inCluster": True}}
+IN_CLUSTER: dict[str, Any] = {"storage": "s3", "s3": {"inCluster": True}}
 
 
 def parse(overrides: dict[str, Any], secret: tuple[str, ...] = ()) -> cfg.Settings:
