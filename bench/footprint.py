@@ -421,6 +421,19 @@ CHARTS: dict[str, ChartSpec] = {
             ),
         )
     ),
+    # opensearch (tracing.store.inCluster): the node StatefulSet (`replicas`, forced to one by
+    # singleNode) with its config-copying init container (templates/statefulset.yaml).
+    "opensearch": ChartSpec(
+        (
+            ChartWorkload(
+                "opensearch-cluster-master",
+                (
+                    _c("opensearch", "resources", "opensearch"),
+                    _c("configfile", "initResources", "opensearch-init", init=True),
+                ),
+            ),
+        )
+    ),
     # seaweedfs (logging.s3.inCluster): the all-in-one Deployment alone; master, volume and
     # filer are off (templates/all-in-one/all-in-one-deployment.yaml).
     "seaweedfs": ChartSpec(

@@ -35,7 +35,11 @@ PROFILES = ("dev", "prod")
 ISSUER_MODES = ("pulumi", "external")
 # What signs the issuer certificate with an external issuer: cert-manager's two issuer kinds.
 ISSUER_REF_KINDS = ("ClusterIssuer", "Issuer")
-TRACE_STORAGES = ("memory", "badger")
+TRACE_STORAGES = ("memory", "badger", "opensearch", "elasticsearch", "cassandra")
+# Stores several Jaeger replicas share (the rest live inside one pod).
+SHARED_TRACE_STORAGES = ("opensearch", "elasticsearch", "cassandra")
+# Stores that keep spans in daily indices, removed whole by the index cleaner.
+INDEX_TRACE_STORAGES = ("opensearch", "elasticsearch")
 # Where Loki keeps its index and chunks, and how it runs on them (components/logging.py).
 LOG_STORAGES = ("filesystem", "s3")
 LOG_MODES = ("monolithic", "distributed")
@@ -90,6 +94,7 @@ RESERVED_NAMESPACES = frozenset(
         "linkerd",
         "linkerd-viz",
         "tracing",
+        "tracing-store",
         "logging",
         "grafana",
         "emojivoto",
@@ -180,6 +185,27 @@ class LinkerdSettings:
 
 
 @dataclass(frozen=True)
+class TraceStoreSettings:
+    """The distributed store Jaeger keeps spans in (`tracing.store`)."""
+
+    in_cluster: bool = False
+    """OpenSearch only: a single-node OpenSearch the stack runs (kind, tests)."""
+    servers: tuple[str, ...] = ()
+    """OpenSearch/Elasticsearch: `http(s)://host:port` URLs; Cassandra: `host` or
+    `host:port` contact points."""
+    index_prefix: str = "jaeger"
+    keyspace: str = "jaeger_v1_dc1"
+    local_dc: str = ""
+    tls: bool = False
+    """Cassandra: TLS to the contact points (OpenSearch/Elasticsearch: the URL scheme)."""
+    tls_skip_verify: bool = False
+    """Accept any server certificate: for a test cluster with a self-signed one only."""
+    username: str = ""
+    password: SecretValue = SecretValue("")
+    """Config `jaegerStorePassword` (a secret)."""
+
+
+@dataclass(frozen=True)
 class TracingSettings:
     enabled: bool = True
     open_census: bool = True
@@ -187,6 +213,7 @@ class TracingSettings:
     storage_size: str = "10Gi"
     storage_class: str = ""
     span_ttl_hours: int = 72
+    store: TraceStoreSettings = TraceStoreSettings()
 
 
 @dataclass(frozen=True)
@@ -485,6 +512,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "onboarding": "object",
     "oidcClientSecret": "string",
     "lokiS3SecretAccessKey": "string",
+    "jaegerStorePassword": "string",
 }
 
 # Keys whose default depends on the profile: key → profile → default. `Pulumi.yaml` leaves
@@ -503,6 +531,7 @@ SECRET_KEYS = (
     "alertWebhookUrl",
     "oidcClientSecret",
     "lokiS3SecretAccessKey",
+    "jaegerStorePassword",
 )
 # Keys whose value no error shows, secret or not: `kubeconfig` may hold a whole kubeconfig, with
 # a client key or token, even where the CLI stores it in plain text.
@@ -598,7 +627,12 @@ def parse_settings(
             values["nextTrustAnchorKeyPem"] or "",
             profile,
         ),
-        tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
+        tracing=_tracing(
+            r,
+            values["tracing"] or {},
+            _flag(values, "enableTracing"),
+            values["jaegerStorePassword"] or "",
+        ),
         logging=_logging(
             r,
             values["logging"] or {},
@@ -817,8 +851,10 @@ def _external_issuer(r: _Reader, ident: Mapping[str, Any], p: str) -> ExternalIs
     )
 
 
-def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettings:
-    keys = ("openCensus", "storage", "storageSize", "storageClass", "spanTtl")
+def _tracing(
+    r: _Reader, obj: Mapping[str, Any], enabled: bool, password: str = ""
+) -> TracingSettings:
+    keys = ("openCensus", "storage", "storageSize", "storageClass", "spanTtl", "store")
     r.unknown(obj, "tracing", keys)
     d = TracingSettings()
     ttl = r.pick(
@@ -852,7 +888,116 @@ def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettin
         ),
         storage_class=r.pick(obj, "tracing", "storageClass", "", _empty_or_dns_name, _SC_HELP),
         span_ttl_hours=_hours(ttl),
+        store=_trace_store(r, obj.get("store"), password),
     )
+
+
+# An OpenSearch/Elasticsearch URL: scheme, host, optional port, nothing after it.
+_STORE_URL = re.compile(r"^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?/?$", re.I)
+# A Cassandra contact point: host or host:port.
+_CONTACT_POINT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$", re.I)
+# Index prefixes are lower case without separators Jaeger adds itself; keyspaces are CQL names.
+_INDEX_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.]{0,40}$")
+_KEYSPACE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
+
+
+def _trace_store(r: _Reader, obj: Any, password: str) -> TraceStoreSettings:
+    p = "tracing.store"
+    keys = ("inCluster", "servers", "indexPrefix", "keyspace", "localDc", "tls")
+    obj = _section(
+        r,
+        obj,
+        p,
+        (*keys, "tlsSkipVerify", "username"),
+        "expected a map with inCluster, or servers and credentials",
+    )
+    d = TraceStoreSettings()
+    servers = obj.get("servers") or []
+    if isinstance(servers, str):
+        servers = [servers]
+    if not isinstance(servers, list) or not all(isinstance(x, str) for x in servers):
+        r.fail(f"{p}.servers", servers, "expected a list of URLs or host[:port] contact points")
+        servers = []
+    return TraceStoreSettings(
+        in_cluster=r.pick(obj, p, "inCluster", d.in_cluster, _is_bool, "expected true or false"),
+        servers=tuple(servers),
+        index_prefix=r.pick(
+            obj,
+            p,
+            "indexPrefix",
+            d.index_prefix,
+            _matches(_INDEX_PREFIX),
+            "expected a lower-case index prefix such as jaeger",
+        ),
+        keyspace=r.pick(
+            obj,
+            p,
+            "keyspace",
+            d.keyspace,
+            _matches(_KEYSPACE),
+            "expected a CQL keyspace name such as jaeger_v1_dc1",
+        ),
+        local_dc=r.pick(obj, p, "localDc", "", _empty_or(_NO_SPACE), "expected a data center name"),
+        tls=r.pick(obj, p, "tls", d.tls, _is_bool, "expected true or false"),
+        tls_skip_verify=r.pick(
+            obj, p, "tlsSkipVerify", d.tls_skip_verify, _is_bool, "expected true or false"
+        ),
+        username=r.pick(obj, p, "username", "", _empty_or(_NO_SPACE), "expected a user name"),
+        password=SecretValue(password),
+    )
+
+
+def _check_trace_store(r: _Reader, s: Settings) -> None:
+    """Jaeger's store together with its servers, credentials and the span TTL."""
+    t = s.tracing
+    if not t.enabled or t.storage not in SHARED_TRACE_STORAGES:
+        return
+    st = t.store
+    p = "tracing.store"
+    if st.in_cluster:
+        if t.storage != "opensearch":
+            r.fail(
+                f"{p}.inCluster",
+                True,
+                f"the stack runs OpenSearch only; set tracing.storage to opensearch, or give "
+                f"the {t.storage} cluster in {p}.servers",
+            )
+        if st.servers or st.username or st.password:
+            r.errors.append(
+                f"{PROJECT}:{p}.inCluster: set with an external cluster's servers or "
+                "credentials; drop those keys or set inCluster to false"
+            )
+    elif not st.servers:
+        example = "https://opensearch.example.org:9200" if t.storage != "cassandra" else "cass-0"
+        r.errors.append(
+            f"{PROJECT}:{p}.servers: missing; {t.storage} needs its servers, e.g. "
+            f"`pulumi config set --path '{p}.servers[0]' {example}`"
+            + ("" if t.storage == "cassandra" else f", or set {p}.inCluster to true")
+        )
+    pattern = _CONTACT_POINT if t.storage == "cassandra" else _STORE_URL
+    accepted = (
+        "expected a contact point, host or host:port"
+        if t.storage == "cassandra"
+        else "expected a URL, http(s)://host[:port], such as https://opensearch.example.org:9200"
+    )
+    for i, server in enumerate(st.servers):
+        if not pattern.match(server):
+            r.fail(f"{p}.servers[{i}]", server, accepted)
+    if bool(st.username) != bool(st.password):
+        missing = "jaegerStorePassword" if st.username else f"{p}.username"
+        r.errors.append(
+            f"{PROJECT}:{missing}: missing; basic auth needs both {p}.username and the secret "
+            "jaegerStorePassword (`pulumi config set --secret jaegerStorePassword <password>`), "
+            "or neither"
+        )
+    if t.storage in INDEX_TRACE_STORAGES and t.span_ttl_hours % 24:
+        days = max(1, round(t.span_ttl_hours / 24))
+        r.fail(
+            "tracing.spanTtl",
+            f"{t.span_ttl_hours}h",
+            f"{t.storage} keeps spans in daily indices that the index cleaner deletes whole, "
+            f"so it can only keep whole days; set a multiple of 24h such as {days * 24}h",
+        )
 
 
 _SC_HELP = "expected a StorageClass name, or empty for the cluster default"
@@ -930,23 +1075,29 @@ def _empty_or(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, str) and (v == "" or bool(pattern.match(v)))
 
 
+def _section(
+    r: _Reader, obj: Any, prefix: str, keys: tuple[str, ...], accepted: str
+) -> Mapping[str, Any]:
+    """A map of settings under `prefix` (empty when unset), its unknown keys reported."""
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        r.fail(prefix, obj, accepted)
+        return {}
+    r.unknown(obj, prefix, keys)
+    return obj
+
+
 def _bucket(r: _Reader, obj: Any, secret_access_key: str) -> BucketSettings:
     p = "logging.s3"
-    if obj is None:
-        obj = {}
-    if not isinstance(obj, dict):
-        r.fail(p, obj, "expected a map with inCluster, or endpoint, bucket and credentials")
-        obj = {}
-    keys = (
-        "inCluster",
-        "endpoint",
-        "region",
-        "bucket",
-        "forcePathStyle",
-        "accessKeyId",
-        "serviceAccountAnnotations",
+    keys = ("inCluster", "endpoint", "region", "bucket", "forcePathStyle", "accessKeyId")
+    obj = _section(
+        r,
+        obj,
+        p,
+        (*keys, "serviceAccountAnnotations"),
+        "expected a map with inCluster, or endpoint, bucket and credentials",
     )
-    r.unknown(obj, p, keys)
     d = BucketSettings()
     annotations = obj.get("serviceAccountAnnotations") or {}
     if not isinstance(annotations, dict) or not all(
@@ -1398,6 +1549,7 @@ def _cross_checks(r: _Reader, s: Settings) -> None:
     """Rules that tie keys together."""
     _check_prometheus_readers(r, s)
     _check_logging(r, s)
+    _check_trace_store(r, s)
     ident = s.linkerd.identity
     early, validity = ident.issuer_early_renewal_hours, ident.issuer_validity_hours
     # A value already reported stands in as its default here; one line about it is enough.

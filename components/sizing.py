@@ -65,6 +65,11 @@ SIZES: dict[str, dict[str, Resources]] = {
         # The in-cluster S3 store (logging.s3.inCluster) and its one-shot bucket Job.
         "seaweedfs": _r("50m", "128Mi", "500m", "512Mi"),
         "seaweedfs-bucket": _r("10m", "32Mi", "100m", "128Mi"),
+        # The in-cluster OpenSearch (tracing.store.inCluster): a 256m heap inside the limit,
+        # its config-copying init container, and the index cleaner's nightly run.
+        "opensearch": _r("100m", "768Mi", "1", "1Gi"),
+        "opensearch-init": _r("10m", "16Mi", "100m", "64Mi"),
+        "es-index-cleaner": _r("10m", "32Mi", "100m", "128Mi"),
         "alloy": _r("20m", "64Mi", "200m", "256Mi"),
         "alloy-config-reloader": _r("5m", "16Mi", "50m", "32Mi"),
         # Grafana 13 documents 512 MB as its minimum.
@@ -104,6 +109,10 @@ SIZES: dict[str, dict[str, Resources]] = {
         "loki-component": _r("100m", "128Mi", "1", "512Mi"),
         "seaweedfs": _r("500m", "1Gi", "2", "2Gi"),
         "seaweedfs-bucket": _r("10m", "32Mi", "200m", "128Mi"),
+        # A 1g heap: half the limit, the rest for the page cache. A real cluster is external.
+        "opensearch": _r("500m", "2Gi", "2", "2Gi"),
+        "opensearch-init": _r("10m", "16Mi", "100m", "64Mi"),
+        "es-index-cleaner": _r("50m", "64Mi", "500m", "256Mi"),
         "alloy": _r("100m", "128Mi", "1", "512Mi"),
         "alloy-config-reloader": _r("10m", "32Mi", "100m", "64Mi"),
         "grafana": _r("250m", "512Mi", "1", "1Gi"),

@@ -12,6 +12,14 @@
 
 Who reaches the store is a NetworkPolicy, as for Loki (components/logging.py): the S3 port
 admits Loki's pods, the master and filer ports (which `weed shell` uses) the bucket Job only.
+
+- **OpenSearch** (`tracing.store.inCluster`): one OpenSearch node in its own unmeshed
+  namespace `tracing-store` for kind and tests. Single-node mode skips the bootstrap checks
+  that would need `vm.max_map_count` raised on the node (which takes a privileged init
+  container or an unsafe sysctl); its security plugin is off, so a NetworkPolicy is the lock:
+  only Jaeger's pods and the index cleaner's reach its HTTP port, nothing reaches transport.
+  Jaeger's default of one replica per index shard could never be placed on one node, so the
+  indices ask for none.
 """
 
 from __future__ import annotations
@@ -204,5 +212,93 @@ def seaweedfs_network_policy(clients: dict[str, str]) -> dict[str, Any]:
                 "from": [{"podSelector": {"matchLabels": dict(BUCKET_JOB_PODS)}}],
                 "ports": [tcp(port) for port in SEAWEEDFS_VOLUME_PORTS],
             },
+        ],
+    }
+
+
+# --- OpenSearch names and ports --------------------------------------------------------------
+
+OPENSEARCH_NAMESPACE = "tracing-store"
+OPENSEARCH_RELEASE = "opensearch"
+# The chart's `masterService` (clusterName-nodeGroup), its Service and StatefulSet name.
+OPENSEARCH_SERVICE = "opensearch-cluster-master"
+OPENSEARCH_HTTP_PORT = 9200
+OPENSEARCH_PODS = {
+    "app.kubernetes.io/name": "opensearch",
+    "app.kubernetes.io/instance": "opensearch",
+}
+OPENSEARCH_NETWORK_POLICY = "opensearch-ingress"
+# The image's own user (the chart's podSecurityContext).
+OPENSEARCH_UID = 1000
+
+
+def opensearch_url(cluster_domain: str) -> str:
+    """The in-cluster OpenSearch's HTTP API, as Jaeger's `server_urls` takes it."""
+    host = common.svc_host(OPENSEARCH_SERVICE, OPENSEARCH_NAMESPACE, cluster_domain)
+    return f"http://{host}:{OPENSEARCH_HTTP_PORT}"
+
+
+def opensearch_values(profile: str, size: str, storage_class: str) -> dict[str, Any]:
+    """Values for the opensearch chart: one node, plain HTTP, on a claim. Pure."""
+    repository, tag = versions.OPENSEARCH_IMAGE.rsplit(":", 1)
+    heap = {"dev": "256m", "prod": "1g"}[profile]
+    persistence: dict[str, Any] = {
+        "enabled": True,
+        "size": size,
+        # The chart's chown init container runs as root; fsGroup already makes it writable.
+        "enableInitChown": False,
+    }
+    if storage_class:
+        persistence["storageClass"] = storage_class
+    security = {**common.restricted_container_security(), "runAsUser": OPENSEARCH_UID}
+    # OpenSearch writes its keystore and temporary files beside its config.
+    security["readOnlyRootFilesystem"] = False
+    return {
+        "image": {"repository": repository, "tag": tag},
+        "singleNode": True,
+        "protocol": "http",
+        "extraEnvs": [
+            {"name": "DISABLE_SECURITY_PLUGIN", "value": "true"},
+            {"name": "DISABLE_INSTALL_DEMO_CONFIG", "value": "true"},
+        ],
+        # Half the memory limit for the heap, the rest for Lucene's page cache.
+        "opensearchJavaOpts": f"-Xms{heap} -Xmx{heap}",
+        "resources": sizing.k8s_resources(profile, "opensearch"),
+        "initResources": sizing.k8s_resources(profile, "opensearch-init"),
+        "persistence": persistence,
+        "podSecurityContext": {
+            "fsGroup": OPENSEARCH_UID,
+            "runAsUser": OPENSEARCH_UID,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "securityContext": security,
+    }
+
+
+def opensearch_network_policy(
+    clients: tuple[tuple[str, dict[str, str]], ...],
+) -> dict[str, Any]:
+    """The spec of the NetworkPolicy in front of OpenSearch. Pure.
+
+    `clients`: (namespace, pod labels) of the pods that read and write spans (Jaeger, the
+    index cleaner).
+    """
+    return {
+        "podSelector": {"matchLabels": dict(OPENSEARCH_PODS)},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                        },
+                        "podSelector": {"matchLabels": dict(labels)},
+                    }
+                    for namespace, labels in clients
+                ],
+                "ports": [{"protocol": "TCP", "port": OPENSEARCH_HTTP_PORT}],
+            }
         ],
     }

@@ -65,6 +65,15 @@ JAEGER = ChartRef("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-char
 # The chart's appVersion, pinned here so a chart bump cannot change Jaeger silently.
 JAEGER_IMAGE = "jaegertracing/jaeger:2.19.0"
 
+# With an OpenSearch or Elasticsearch store: the index cleaner the stack runs as a CronJob
+# (the chart's own passes the password as a plain env value). Released with Jaeger itself.
+JAEGER_ES_INDEX_CLEANER_IMAGE = "jaegertracing/jaeger-es-index-cleaner:2.19.0"
+# With `tracing.storage: opensearch` and `tracing.store.inCluster`: a single-node OpenSearch
+# for kind and tests (the jaeger chart provisions no backend since 4.x).
+# https://github.com/opensearch-project/helm-charts/tree/main/charts/opensearch
+OPENSEARCH = ChartRef("opensearch", "3.6.0", "https://opensearch-project.github.io/helm-charts")
+OPENSEARCH_IMAGE = "opensearchproject/opensearch:3.6.0"
+
 # https://github.com/open-telemetry/opentelemetry-helm-charts/tree/main/charts/opentelemetry-collector
 OTEL_COLLECTOR = ChartRef(
     "opentelemetry-collector",

@@ -12,8 +12,14 @@ import pytest
 
 from components import config as cfg
 from components import logging as logs
-from components import sizing, storage, versions
-from components.config import BucketSettings, LoggingSettings, SecretValue
+from components import sizing, storage, tracing, versions
+from components.config import (
+    BucketSettings,
+    LoggingSettings,
+    SecretValue,
+    TraceStoreSettings,
+    TracingSettings,
+)
 from tests.graph import Graph, leaves, plain, run_program
 
 SECRET = "kubernetes:core/v1:Secret"
@@ -106,29 +112,6 @@ BAD: list[tuple[dict[str, Any], str]] = [
         "meshstack:logging.s3.bucket",
     ),
 ]
-
-
-@pytest.mark.parametrize(("overrides", "key"), BAD, ids=[k for _, k in BAD])
-def test_bad_storage_config_is_refused_naming_the_key_and_what_to_write(
-    overrides: dict[str, Any], key: str
-) -> None:
-    with pytest.raises(cfg.ConfigError) as caught:
-        parse(overrides, secret=("lokiS3SecretAccessKey",))
-    lines = [x for x in str(caught.value).splitlines() if x.startswith(f"{key}:")]
-    assert lines, str(caught.value)
-    assert any(w in lines[0] for w in ("expected", "set ", "missing", "drop", "use ")), lines[0]
-    # A secret key is never shown, whatever the error.
-    assert SECRET_KEY not in str(caught.value)
-
-
-@pytest.mark.parametrize(("overrides", "key"), BAD[:7], ids=[k for _, k in BAD[:7]])
-def test_bad_storage_config_stops_the_program_before_any_resource(
-    overrides: dict[str, Any], key: str
-) -> None:
-    graph = run_program("dev", overrides)
-    assert graph.error is not None and type(graph.error).__name__ == "RunError"
-    assert f"{key}:" in str(graph.error)
-    assert graph.resources == []
 
 
 def test_a_secret_access_key_in_plain_text_is_refused() -> None:
@@ -384,3 +367,193 @@ def test_bucket_credentials_are_secrets_in_state_and_never_in_outputs_or_config_
     assert found, "the credentials should reach their Secrets"
     outputs = json.dumps(plain(graph.outputs))
     assert not any(c in outputs for c in credentials)
+
+
+# --- Jaeger on a shared store ----------------------------------------------------------------
+
+PASSWORD_VALUE = "correct-horse-battery-staple"
+ES: dict[str, Any] = {
+    "storage": "elasticsearch",
+    "spanTtl": "48h",
+    "store": {"servers": ["https://es.example.org:9200"], "username": "jaeger"},
+}
+
+BAD_TRACING: list[tuple[dict[str, Any], str]] = [
+    # A store URL that is not a URL, and a store without servers.
+    (
+        {"tracing": {"storage": "opensearch", "store": {"servers": ["es.example.org:9200"]}}},
+        "meshstack:tracing.store.servers[0]",
+    ),
+    (
+        {"tracing": {"storage": "elasticsearch", "store": {"servers": ["ftp://es:21"]}}},
+        "meshstack:tracing.store.servers[0]",
+    ),
+    ({"tracing": {"storage": "cassandra"}}, "meshstack:tracing.store.servers"),
+    (
+        {"tracing": {"storage": "cassandra", "store": {"servers": ["http://c:9042"]}}},
+        "meshstack:tracing.store.servers[0]",
+    ),
+    # A span TTL daily indices cannot express.
+    (
+        {"tracing": {"storage": "opensearch", "spanTtl": "36h", "store": {"inCluster": True}}},
+        "meshstack:tracing.spanTtl",
+    ),
+    # The stack runs OpenSearch only.
+    (
+        {"tracing": {"storage": "elasticsearch", "store": {"inCluster": True}}},
+        "meshstack:tracing.store.inCluster",
+    ),
+    # Basic auth needs both halves.
+    ({"tracing": ES}, "meshstack:jaegerStorePassword"),
+    (
+        {
+            "tracing": {"storage": "cassandra", "store": {"servers": ["c-0"]}},
+            "jaegerStorePassword": PASSWORD_VALUE,
+        },
+        "meshstack:tracing.store.username",
+    ),
+    (
+        {"tracing": {"storage": "opensearch", "store": {"inCluster": "yes"}}},
+        "meshstack:tracing.store.inCluster",
+    ),
+]
+
+
+def test_a_span_ttl_in_whole_days_and_any_ttl_for_cassandra_parse() -> None:
+    s = parse({"tracing": ES, "jaegerStorePassword": PASSWORD_VALUE}, ("jaegerStorePassword",))
+    assert s.tracing.store.password.value == PASSWORD_VALUE and PASSWORD_VALUE not in repr(s)
+    c = parse({"tracing": {"storage": "cassandra", "spanTtl": "36h", "store": {"servers": "c"}}})
+    assert (c.tracing.span_ttl_hours, c.tracing.store.servers) == (36, ("c",))
+
+
+def _tracing(**store: Any) -> TracingSettings:
+    kind = store.pop("storage")
+    ttl = store.pop("ttl", 72)
+    return TracingSettings(storage=kind, span_ttl_hours=ttl, store=TraceStoreSettings(**store))
+
+
+def test_opensearch_and_elasticsearch_backends_name_servers_prefix_and_password_env() -> None:
+    settings = _tracing(
+        storage="elasticsearch",
+        servers=("https://es.example.org:9200",),
+        index_prefix="mesh",
+        username="jaeger",
+        password=SecretValue(PASSWORD_VALUE),
+    )
+    config = tracing.jaeger_userconfig("elasticsearch", 72, 1, settings)
+    (backend,) = config["extensions"]["jaeger_storage"]["backends"].values()
+    es = backend["elasticsearch"]
+    assert es["server_urls"] == ["https://es.example.org:9200"]
+    assert es["indices"]["index_prefix"] == "mesh"
+    assert es["tls"]["insecure"] is False
+    assert es["auth"]["basic"] == {
+        "username": "jaeger",
+        "password": f"${{env:{tracing.STORE_PASSWORD_ENV}}}",
+    }
+    assert PASSWORD_VALUE not in json.dumps(config)
+
+
+def test_the_in_cluster_opensearch_gets_plain_http_and_no_index_replicas() -> None:
+    settings = _tracing(storage="opensearch", in_cluster=True)
+    config = tracing.jaeger_userconfig("opensearch", 72, 1, settings, "mesh.internal")
+    (backend,) = config["extensions"]["jaeger_storage"]["backends"].values()
+    os_ = backend["opensearch"]
+    assert os_["server_urls"] == [
+        "http://opensearch-cluster-master.tracing-store.svc.mesh.internal:9200"
+    ]
+    assert os_["tls"]["insecure"] is True
+    for kind in ("spans", "services", "dependencies", "sampling"):
+        assert os_["indices"][kind]["replicas"] == 0, kind
+
+
+def test_cassandra_expires_spans_by_the_span_ttl() -> None:
+    settings = _tracing(
+        storage="cassandra",
+        ttl=36,
+        servers=("c-0.example.org:9142", "c-1.example.org:9142"),
+        local_dc="dc1",
+        tls=True,
+    )
+    config = tracing.jaeger_userconfig("cassandra", 36, 1, settings)
+    (backend,) = config["extensions"]["jaeger_storage"]["backends"].values()
+    cassandra = backend["cassandra"]
+    assert cassandra["connection"]["servers"] == ["c-0.example.org", "c-1.example.org"]
+    assert cassandra["connection"]["port"] == 9142
+    assert cassandra["connection"]["tls"]["insecure"] is False
+    assert cassandra["schema"]["trace_ttl"] == "36h"
+    assert cassandra["schema"]["create"] is True
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod"])
+def test_jaeger_scales_out_only_on_a_shared_store(profile: str) -> None:
+    shared = tracing.jaeger_values(profile, _tracing(storage="opensearch", in_cluster=True))
+    assert shared["jaeger"]["replicas"] == tracing.SHARED_STORE_REPLICAS[profile]
+    assert shared["jaeger"]["strategy"]["type"] == "RollingUpdate"
+    for single in ("memory", "badger"):
+        values = tracing.jaeger_values(profile, TracingSettings(storage=single))
+        assert values["jaeger"]["replicas"] == 1 and "strategy" not in values["jaeger"]
+    assert tracing.SHARED_STORE_REPLICAS["prod"] > 1
+
+
+def test_the_index_cleaner_keeps_whole_days_of_the_span_ttl_with_the_same_prefix() -> None:
+    settings = _tracing(
+        storage="opensearch",
+        ttl=168,
+        servers=("https://os.example.org",),
+        index_prefix="mesh",
+        username="u",
+        password=SecretValue(PASSWORD_VALUE),
+    )
+    spec = tracing.index_cleaner_spec("prod", settings, "cluster.local")
+    (c,) = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert c["args"] == ["7", "https://os.example.org"]
+    assert c["image"] == versions.JAEGER_ES_INDEX_CLEANER_IMAGE
+    env = {e["name"]: e for e in c["env"]}
+    assert env["INDEX_PREFIX"]["value"] == "mesh"
+    assert env["ES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": tracing.STORE_SECRET,
+        "key": tracing.STORE_PASSWORD_KEY,
+    }
+    assert PASSWORD_VALUE not in json.dumps(spec)
+
+
+@pytest.fixture(scope="module")
+def with_es() -> Graph:
+    graph = run_program("prod", {"tracing": ES, "jaegerStorePassword": PASSWORD_VALUE})
+    assert graph.error is None, graph.error
+    return graph
+
+
+def test_the_store_password_is_a_secret_in_state_and_nowhere_in_plain_text(with_es: Graph) -> None:
+    found = 0
+    for res in with_es.resources:
+        for path, value, is_secret in leaves(res.raw_inputs):
+            if isinstance(value, str) and PASSWORD_VALUE in value:
+                found += 1
+                assert is_secret, f"{res.urn}: {path} holds the store password in plain text"
+                assert res.type == SECRET, f"{res.urn}: {path}"
+    assert found == 1
+    assert PASSWORD_VALUE not in json.dumps(plain(with_es.outputs))
+    assert with_es.get("kubernetes:batch/v1:CronJob", "tracing-index-cleaner")
+
+
+# Both tables, in the order they appear: every bad input refused naming its key, and stopping
+# the program before it registers any resource.
+ALL_BAD = BAD + BAD_TRACING
+
+
+@pytest.mark.parametrize(("overrides", "key"), ALL_BAD, ids=[k for _, k in ALL_BAD])
+def test_bad_storage_config_is_refused_naming_the_key_before_any_resource(
+    overrides: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(cfg.ConfigError) as caught:
+        parse(overrides, secret=("lokiS3SecretAccessKey", "jaegerStorePassword"))
+    lines = [x for x in str(caught.value).splitlines() if x.startswith(f"{key}:")]
+    assert lines, str(caught.value)
+    assert any(w in lines[0] for w in ("expected", "set ", "missing", "drop", "use ")), lines[0]
+    # A secret is never shown, whatever the error.
+    assert SECRET_KEY not in str(caught.value) and PASSWORD_VALUE not in str(caught.value)
+    graph = run_program("dev", overrides)
+    assert graph.error is not None and type(graph.error).__name__ == "RunError"
+    assert f"{key}:" in str(graph.error)
+    assert graph.resources == []

@@ -265,6 +265,9 @@ def listeners(s: Stack, a: Arrival) -> dict[int, str]:
             listen = re.search(rf"-{re.escape(flag)}=(\d+)", args)
             if listen:
                 out[int(listen[1])] = f"seaweedfs/{what}"
+    elif c.get("name") == "opensearch":
+        env = {e["name"]: e.get("value") for e in c.get("env") or []}
+        out[int(env.get("http.port") or 9200)] = "opensearch/http"
     elif c.get("name") == "prometheus" and "--config.file=/etc/prometheus/prometheus.yml" in args:
         listen = re.search(r"--web\.listen-address=\S*:(\d+)", args)
         out[int(listen[1]) if listen else 9090] = "prometheus/http"
@@ -1201,3 +1204,112 @@ def test_lokis_network_policy_selects_every_loki_pod_and_the_stores_only_its_own
         (peer,) = s3_rule["from"]
         for w, _, _ in _loki_configs(s):
             assert label_selector_matches(peer["podSelector"], w.labels), w.name
+
+
+def _jaeger(s: Stack) -> tuple[Workload, dict[str, Any], dict[str, Any]]:
+    """Jaeger's workload, container and the user config it mounts."""
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger"]
+    (c,) = [c for c in w.containers() if "/etc/jaeger/user-config.yaml" in str(c.get("args"))]
+    config = yaml.safe_load(mounted_config(s, w, c, "user-config.yaml") or "{}")
+    return w, c, config
+
+
+def _store(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(kind, settings) of Jaeger's one trace backend, the one its query and exporter use."""
+    name = config["extensions"]["jaeger_query"]["storage"]["traces"]
+    assert config["exporters"]["jaeger_storage_exporter"]["trace_storage"] == name
+    ((kind, backend),) = config["extensions"]["jaeger_storage"]["backends"][name].items()
+    return kind, backend
+
+
+def test_jaeger_keeps_spans_in_the_store_the_stack_asks_for(s: Stack) -> None:
+    _, _, config = _jaeger(s)
+    kind, _ = _store(config)
+    assert kind == (s.graph.config.get("tracing") or {}).get("storage", "memory")
+
+
+def test_jaeger_reads_every_credential_its_config_names_from_a_secret_that_exists(
+    s: Stack,
+) -> None:
+    w, c, config = _jaeger(s)
+    wanted = set(re.findall(r"\$\{env:([A-Za-z0-9_]+)\}", yaml.safe_dump(config)))
+    missing = wanted - _env_sources(s, w, c)
+    assert not missing, f"{w.name}: the config expands {missing}, which nothing provides"
+    # And the config itself (a ConfigMap) holds no password.
+    _, backend = _store(config)
+    basic = (backend.get("auth") or backend.get("connection", {}).get("auth") or {}).get(
+        "basic"
+    ) or {}
+    assert "password" not in basic or basic["password"].startswith("${env:"), basic
+
+
+def test_an_in_cluster_opensearch_is_what_jaeger_writes_to_and_only_its_clients_reach(
+    s: Stack,
+) -> None:
+    tracing = s.graph.config.get("tracing") or {}
+    _, _, config = _jaeger(s)
+    kind, backend = _store(config)
+    if not (tracing.get("store") or {}).get("inCluster"):
+        for url in backend.get("server_urls") or []:
+            assert ".svc" not in url, url
+        return
+    assert kind == "opensearch"
+    for url in backend["server_urls"]:
+        assert served(s, url) == {"opensearch/http"}
+    (policy,) = of_kind(s, "NetworkPolicy", "tracing-store")
+    (store,) = pod_selected(s, "tracing-store", policy["spec"]["podSelector"])
+    assert store.obj["kind"] == "StatefulSet"
+    (rule,) = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [9200]
+    clients = [
+        w
+        for w in workloads(s)
+        if any(
+            label_selector_matches(peer["podSelector"], w.labels)
+            and peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            == w.namespace
+            for peer in rule["from"]
+        )
+    ]
+    names = sorted(w.obj["metadata"]["name"] for w in clients)
+    assert names == ["jaeger", "jaeger-es-index-cleaner"], names
+
+
+def test_the_index_cleaner_deletes_what_jaeger_writes_after_the_span_ttl(s: Stack) -> None:
+    tracing = s.graph.config.get("tracing") or {}
+    cleaners = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger-es-index-cleaner"]
+    _, jaeger_c, config = _jaeger(s)
+    kind, backend = _store(config)
+    if kind not in ("opensearch", "elasticsearch"):
+        assert not cleaners
+        return
+    (cleaner,) = cleaners
+    assert cleaner.obj["kind"] == "CronJob"
+    (c,) = cleaner.containers()
+    days, url = c["args"]
+    assert url in backend["server_urls"]
+    assert int(days) * 24 == int(tracing["spanTtl"].rstrip("h"))
+    assert backend["max_span_age"] == tracing["spanTtl"]
+    env = {e["name"]: e for e in c.get("env") or []}
+    assert env["INDEX_PREFIX"]["value"] == backend["indices"]["index_prefix"]
+    if "auth" in backend:
+        assert env["ES_USERNAME"]["value"] == backend["auth"]["basic"]["username"]
+        jaeger_env = {e["name"]: e for e in jaeger_c.get("env") or []}
+        password_env = backend["auth"]["basic"]["password"][len("${env:") : -1]
+        # The same Secret key Jaeger reads, and it exists.
+        ref = env["ES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == jaeger_env[password_env]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] in _secret_keys(s, cleaner.namespace, ref["name"])
+    if url.startswith("https://"):
+        assert env["ES_TLS_ENABLED"]["value"] == "true"
+
+
+def test_jaeger_scales_out_in_prod_once_its_store_is_shared(s: Stack) -> None:
+    jaeger, _, config = _jaeger(s)
+    kind, _ = _store(config)
+    replicas = jaeger.obj["spec"].get("replicas", 1)
+    strategy = (jaeger.obj["spec"].get("strategy") or {}).get("type")
+    if kind in ("memory", "badger"):
+        assert replicas == 1
+    elif s.name == "prod":
+        assert replicas >= 2 and strategy == "RollingUpdate", (replicas, strategy)
