@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # --- Quantities ------------------------------------------------------------------------------
@@ -822,3 +822,10 @@ def gib(b: int) -> str:
 
 def cores(m: int) -> str:
     return f"{m / 1000:.2f}"
+
+
+def mode_totals(fp: Footprint, namespaces: Iterable[str]) -> Totals:
+    """The requests and limits of the pods in `namespaces` (one storage mode's share)."""
+    chosen = set(namespaces)
+    t = fp.totals([x for x in fp.lines if x.namespace in chosen])
+    return replace(t, pods=sum(fp.pods.get(ns, 0) for ns in chosen))
