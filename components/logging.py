@@ -1,7 +1,9 @@
-"""Logs: Loki (monolithic, filesystem) and Grafana Alloy on every node shipping pod logs to it.
+"""Logs: Loki and Grafana Alloy on every node shipping pod logs to it.
 
-Loki runs as one StatefulSet pod with its index (tsdb, schema v13) and chunks on local disk:
-the smallest Loki that keeps logs for a set retention. Alloy runs as a DaemonSet, tails the log
+By default Loki runs as one StatefulSet pod with its index (tsdb, schema v13) and chunks on
+local disk: the smallest Loki that keeps logs for a set retention. With `storage: s3` the index
+and chunks go to an S3-compatible bucket, and Loki scales out on it: several monolithic pods,
+or the chart's Distributed mode (`DISTRIBUTED`). Alloy runs as a DaemonSet, tails the log
 files of the pods on its node and pushes them to Loki's Service. Grafana queries that Service.
 
 The namespace is not meshed: `LoggingArgs` carries no control plane to wait for (pods created

@@ -2,8 +2,8 @@
 
 Span flow: Linkerd proxies (OTLP gRPC, over mTLS to the collector's mesh identity) and apps
 (OTLP, or OpenCensus for emojivoto v11) → the `otel-collector` Service → memory_limiter,
-k8sattributes, batch → OTLP gRPC → the `jaeger` Service → memory or Badger storage → Jaeger
-query/UI on 16686.
+k8sattributes, batch → OTLP gRPC → the `jaeger` Service → memory, Badger, or a shared store
+(OpenSearch, Elasticsearch, Cassandra) → Jaeger query/UI on 16686.
 
 Facts this module is built on (read from jaeger chart 4.11.1 and collector chart 0.170.0):
 
@@ -821,7 +821,10 @@ class Tracing(pulumi.ComponentResource):
     Children: `<name>-namespace` (Linkerd-injected, default `deny`, Pod Security `privileged`
     for proxy-init), the Linkerd policy of `policy()`, `<name>-badger` (the
     PersistentVolumeClaim, only with `storage: badger`), `<name>-jaeger` and `<name>-collector`
-    (the two charts, releases `jaeger` and `otel-collector`).
+    (the two charts, releases `jaeger` and `otel-collector`). On a shared store: `<name>-store`
+    (the password Secret, with a username), `<name>-index-cleaner` (the CronJob, OpenSearch and
+    Elasticsearch), and with `store.in_cluster` the `tracing-store` namespace, its NetworkPolicy
+    and the `opensearch` chart (components/storage.py).
 
     Outputs: `namespace`; `endpoints` ({otlpGrpc, otlpHttp, openCensus or None});
     `query_url` (Jaeger's in-cluster query URL). Attributes `jaeger` and `collector` are the
