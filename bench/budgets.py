@@ -12,6 +12,50 @@ from bench.footprint import GI
 DEV_CPU_REQUEST_M = 2000
 DEV_MEMORY_REQUEST_B = 3 * GI
 
+# --- Storage modes (tests, README "Sizing per storage mode") ---------------------------------
+# The prod stack with logs or traces on each storage engine: (mode, the namespaces that hold
+# its pods, the config overrides). `make bench` reports each one's requests and limits; the
+# README's sizing table must show the same figures (tests/test_budgets.py).
+_BUCKET = {
+    "endpoint": "https://s3.eu-west-1.amazonaws.com",
+    "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+}
+_SECRET = {"lokiS3SecretAccessKey": "bench-only-secret-key"}
+STORAGE_MODES: tuple[tuple[str, tuple[str, ...], dict[str, object]], ...] = (
+    ("logs: filesystem, monolithic (1 pod)", ("logging",), {}),
+    (
+        "logs: s3, monolithic (2 pods)",
+        ("logging",),
+        {"logging": {"storage": "s3", "replicas": 2, "s3": _BUCKET}, **_SECRET},
+    ),
+    (
+        "logs: s3, distributed",
+        ("logging",),
+        {"logging": {"storage": "s3", "mode": "distributed", "s3": _BUCKET}, **_SECRET},
+    ),
+    (
+        "logs: s3 in-cluster (SeaweedFS), monolithic (2 pods)",
+        ("logging",),
+        {"logging": {"storage": "s3", "replicas": 2, "s3": {"inCluster": True}}},
+    ),
+    ("traces: badger", ("tracing",), {}),
+    (
+        "traces: opensearch/elasticsearch (external)",
+        ("tracing",),
+        {"tracing": {"storage": "opensearch", "store": {"servers": ["https://os.example.org"]}}},
+    ),
+    (
+        "traces: opensearch (in-cluster)",
+        ("tracing", "tracing-store"),
+        {"tracing": {"storage": "opensearch", "store": {"inCluster": True}}},
+    ),
+    (
+        "traces: cassandra (external)",
+        ("tracing",),
+        {"tracing": {"storage": "cassandra", "store": {"servers": ["cassandra.example.org"]}}},
+    ),
+)
+
 # --- Readiness stages (tests) ----------------------------------------------------------------
 # CRDs → control plane → viz → the stack's meshed workloads (README, "Readiness stages"). The
 # fourth stage is the price of tap: viz's tap-injector only enables tap on pods created after it

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # --- Quantities ------------------------------------------------------------------------------
@@ -398,6 +398,51 @@ CHARTS: dict[str, ChartSpec] = {
                 "minio",
                 (_c("minio", "minio.resources", ""),),
                 enabled="minio.enabled",
+                enabled_default=False,
+            ),
+            # Distributed mode (logging.mode): one workload per component, 0 replicas by
+            # default (templates/<component>/workload.yaml).
+            *(
+                ChartWorkload(
+                    f"loki-{component}",
+                    (_c(component, f"{key}.resources", role),),
+                    replicas=f"{key}.replicas",
+                    replicas_default=0,
+                )
+                for key, component, role in (
+                    ("distributor", "distributor", "loki-component"),
+                    ("ingester", "ingester", "loki-ingester"),
+                    ("querier", "querier", "loki-querier"),
+                    ("queryFrontend", "query-frontend", "loki-component"),
+                    ("queryScheduler", "query-scheduler", "loki-component"),
+                    ("indexGateway", "index-gateway", "loki-component"),
+                    ("compactor", "compactor", "loki-component"),
+                )
+            ),
+        )
+    ),
+    # opensearch (tracing.store.inCluster): the node StatefulSet (`replicas`, forced to one by
+    # singleNode) with its config-copying init container (templates/statefulset.yaml).
+    "opensearch": ChartSpec(
+        (
+            ChartWorkload(
+                "opensearch-cluster-master",
+                (
+                    _c("opensearch", "resources", "opensearch"),
+                    _c("configfile", "initResources", "opensearch-init", init=True),
+                ),
+            ),
+        )
+    ),
+    # seaweedfs (logging.s3.inCluster): the all-in-one Deployment alone; master, volume and
+    # filer are off (templates/all-in-one/all-in-one-deployment.yaml).
+    "seaweedfs": ChartSpec(
+        (
+            ChartWorkload(
+                "seaweedfs-all-in-one",
+                (_c("seaweedfs", "allInOne.resources", "seaweedfs"),),
+                replicas="allInOne.replicas",
+                enabled="allInOne.enabled",
                 enabled_default=False,
             ),
         )
@@ -777,3 +822,10 @@ def gib(b: int) -> str:
 
 def cores(m: int) -> str:
     return f"{m / 1000:.2f}"
+
+
+def mode_totals(fp: Footprint, namespaces: Iterable[str]) -> Totals:
+    """The requests and limits of the pods in `namespaces` (one storage mode's share)."""
+    chosen = set(namespaces)
+    t = fp.totals([x for x in fp.lines if x.namespace in chosen])
+    return replace(t, pods=sum(fp.pods.get(ns, 0) for ns in chosen))

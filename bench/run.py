@@ -39,7 +39,14 @@ if str(ROOT) not in sys.path:
 
 from bench import budgets, graphs  # noqa: E402
 from bench import multicluster as multicluster_bench  # noqa: E402
-from bench.footprint import Footprint, Totals, cores, footprint, gib  # noqa: E402
+from bench.footprint import (  # noqa: E402
+    Footprint,
+    Totals,
+    cores,
+    footprint,
+    gib,
+    mode_totals,
+)
 
 PROBE = ROOT / "bench" / "probe.py"
 WORK = ROOT / "bench" / ".work"
@@ -201,6 +208,13 @@ def program_figures() -> dict[str, Any]:
     from tests.graph import run_program
 
     out: dict[str, Any] = {}
+    modes: list[tuple[str, Totals]] = []
+    for mode, namespaces, overrides in budgets.STORAGE_MODES:
+        mode_graph = run_program("prod", overrides)
+        if mode_graph.error is not None:
+            raise mode_graph.error
+        modes.append((mode, mode_totals(footprint(mode_graph), namespaces)))
+    out["storage_modes"] = modes
     for stack in STACKS:
         graph = run_program(stack)
         if graph.error is not None:
@@ -419,6 +433,18 @@ def report(
         dev.cpu_request_m <= budgets.DEV_CPU_REQUEST_M
         and dev.memory_request_b <= budgets.DEV_MEMORY_REQUEST_B
     )
+    out += [
+        "### prod, per storage mode",
+        "",
+        "The pods of the namespaces each mode runs in (`bench/budgets.STORAGE_MODES`), prod "
+        "profile, proxies included; the README's sizing table shows the same figures.",
+        "",
+        "| mode | pods | containers | CPU requests (cores) | memory requests | CPU limits "
+        "(cores) | memory limits |",
+        "|---|---|---|---|---|---|---|",
+        *(_totals_row(mode, t) for mode, t in figures["storage_modes"]),
+        "",
+    ]
     out += [
         f"Budget: dev requests within {cores(budgets.DEV_CPU_REQUEST_M)} CPU and "
         f"{gib(budgets.DEV_MEMORY_REQUEST_B)}: {cores(dev.cpu_request_m)} CPU, "

@@ -36,7 +36,14 @@ PROFILES = ("dev", "prod")
 ISSUER_MODES = ("pulumi", "external")
 # What signs the issuer certificate with an external issuer: cert-manager's two issuer kinds.
 ISSUER_REF_KINDS = ("ClusterIssuer", "Issuer")
-TRACE_STORAGES = ("memory", "badger")
+TRACE_STORAGES = ("memory", "badger", "opensearch", "elasticsearch", "cassandra")
+# Stores several Jaeger replicas share (the rest live inside one pod).
+SHARED_TRACE_STORAGES = ("opensearch", "elasticsearch", "cassandra")
+# Stores that keep spans in daily indices, removed whole by the index cleaner.
+INDEX_TRACE_STORAGES = ("opensearch", "elasticsearch")
+# Where Loki keeps its index and chunks, and how it runs on them (components/logging.py).
+LOG_STORAGES = ("filesystem", "s3")
+LOG_MODES = ("monolithic", "distributed")
 EXPOSURE_MODES = ("port-forward", "ingress", "gateway", "loadBalancer", "nodePort")
 # Who may open the dashboard and Jaeger: oauth2-proxy with an htpasswd user or an OIDC
 # provider, or nothing in front (port-forward, or an explicit allowUnauthenticated).
@@ -90,6 +97,7 @@ RESERVED_NAMESPACES = frozenset(
         "linkerd",
         "linkerd-viz",
         "tracing",
+        "tracing-store",
         "logging",
         "grafana",
         "emojivoto",
@@ -180,6 +188,27 @@ class LinkerdSettings:
 
 
 @dataclass(frozen=True)
+class TraceStoreSettings:
+    """The distributed store Jaeger keeps spans in (`tracing.store`)."""
+
+    in_cluster: bool = False
+    """OpenSearch only: a single-node OpenSearch the stack runs (kind, tests)."""
+    servers: tuple[str, ...] = ()
+    """OpenSearch/Elasticsearch: `http(s)://host:port` URLs; Cassandra: `host` or
+    `host:port` contact points."""
+    index_prefix: str = "jaeger"
+    keyspace: str = "jaeger_v1_dc1"
+    local_dc: str = ""
+    tls: bool = False
+    """Cassandra: TLS to the contact points (OpenSearch/Elasticsearch: the URL scheme)."""
+    tls_skip_verify: bool = False
+    """Accept any server certificate: for a test cluster with a self-signed one only."""
+    username: str = ""
+    password: SecretValue = SecretValue("")
+    """Config `jaegerStorePassword` (a secret)."""
+
+
+@dataclass(frozen=True)
 class TracingSettings:
     enabled: bool = True
     open_census: bool = True
@@ -187,6 +216,28 @@ class TracingSettings:
     storage_size: str = "10Gi"
     storage_class: str = ""
     span_ttl_hours: int = 72
+    store: TraceStoreSettings = TraceStoreSettings()
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """The S3-compatible bucket Loki keeps its index and chunks in (`logging.s3`)."""
+
+    in_cluster: bool = False
+    """True: a SeaweedFS the stack runs in the `logging` namespace (kind, tests); its
+    credentials are generated. False: an external bucket at `endpoint`."""
+    endpoint: str = ""
+    """`http(s)://host[:port]` of the S3 API; required for an external bucket."""
+    region: str = "us-east-1"
+    bucket: str = "loki-chunks"
+    force_path_style: bool = False
+    """Path-style requests (`host/bucket/key`): what most S3-compatible stores need. AWS S3
+    prefers virtual-hosted style. The in-cluster store always uses path style."""
+    access_key_id: str = ""
+    secret_access_key: SecretValue = SecretValue("")
+    """Config `lokiS3SecretAccessKey` (a secret)."""
+    service_account_annotations: tuple[tuple[str, str], ...] = ()
+    """Workload identity instead of keys, e.g. `eks.amazonaws.com/role-arn`."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +247,14 @@ class LoggingSettings:
     persistence: bool = False
     storage_size: str = "10Gi"
     storage_class: str = ""
+    storage: str = "filesystem"
+    """`filesystem` (one pod, on its volume) or `s3` (an S3-compatible bucket)."""
+    mode: str = "monolithic"
+    """`monolithic` (the single binary, `replicas` of it) or `distributed` (the chart's
+    Distributed mode: ingesters, distributors, queriers... each scaled on its own)."""
+    replicas: int = 1
+    """Monolithic replicas; more than one needs `s3`, which they share."""
+    s3: BucketSettings = BucketSettings()
 
 
 @dataclass(frozen=True)
@@ -531,6 +590,8 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "enableMulticluster": "boolean",
     "multicluster": "object",
     "slo": "object",
+    "lokiS3SecretAccessKey": "string",
+    "jaegerStorePassword": "string",
 }
 
 # Keys whose default depends on the profile: key → profile → default. `Pulumi.yaml` leaves
@@ -549,7 +610,14 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # Keys whose values must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("trustAnchorKeyPem", "nextTrustAnchorKeyPem", "alertWebhookUrl", "oidcClientSecret")
+SECRET_KEYS = (
+    "trustAnchorKeyPem",
+    "nextTrustAnchorKeyPem",
+    "alertWebhookUrl",
+    "oidcClientSecret",
+    "lokiS3SecretAccessKey",
+    "jaegerStorePassword",
+)
 # Keys whose value no error shows, secret or not: `kubeconfig` may hold a whole kubeconfig, with
 # a client key or token, even where the CLI stores it in plain text.
 NEVER_SHOWN = frozenset({*SECRET_KEYS, "kubeconfig"})
@@ -646,8 +714,18 @@ def parse_settings(
             values["nextTrustAnchorKeyPem"] or "",
             profile,
         ),
-        tracing=_tracing(r, values["tracing"] or {}, _flag(values, "enableTracing")),
-        logging=_logging(r, values["logging"] or {}, _flag(values, "enableLogging")),
+        tracing=_tracing(
+            r,
+            values["tracing"] or {},
+            _flag(values, "enableTracing"),
+            values["jaegerStorePassword"] or "",
+        ),
+        logging=_logging(
+            r,
+            values["logging"] or {},
+            _flag(values, "enableLogging"),
+            values["lokiS3SecretAccessKey"] or "",
+        ),
         grafana=_grafana(
             r,
             values["grafana"] or {},
@@ -870,8 +948,10 @@ def _external_issuer(r: _Reader, ident: Mapping[str, Any], p: str) -> ExternalIs
     )
 
 
-def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettings:
-    keys = ("openCensus", "storage", "storageSize", "storageClass", "spanTtl")
+def _tracing(
+    r: _Reader, obj: Mapping[str, Any], enabled: bool, password: str = ""
+) -> TracingSettings:
+    keys = ("openCensus", "storage", "storageSize", "storageClass", "spanTtl", "store")
     r.unknown(obj, "tracing", keys)
     d = TracingSettings()
     ttl = r.pick(
@@ -905,7 +985,116 @@ def _tracing(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> TracingSettin
         ),
         storage_class=r.pick(obj, "tracing", "storageClass", "", _empty_or_dns_name, _SC_HELP),
         span_ttl_hours=_hours(ttl),
+        store=_trace_store(r, obj.get("store"), password),
     )
+
+
+# An OpenSearch/Elasticsearch URL: scheme, host, optional port, nothing after it.
+_STORE_URL = re.compile(r"^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?/?$", re.I)
+# A Cassandra contact point: host or host:port.
+_CONTACT_POINT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$", re.I)
+# Index prefixes are lower case without separators Jaeger adds itself; keyspaces are CQL names.
+_INDEX_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.]{0,40}$")
+_KEYSPACE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
+
+
+def _trace_store(r: _Reader, obj: Any, password: str) -> TraceStoreSettings:
+    p = "tracing.store"
+    keys = ("inCluster", "servers", "indexPrefix", "keyspace", "localDc", "tls")
+    obj = _section(
+        r,
+        obj,
+        p,
+        (*keys, "tlsSkipVerify", "username"),
+        "expected a map with inCluster, or servers and credentials",
+    )
+    d = TraceStoreSettings()
+    servers = obj.get("servers") or []
+    if isinstance(servers, str):
+        servers = [servers]
+    if not isinstance(servers, list) or not all(isinstance(x, str) for x in servers):
+        r.fail(f"{p}.servers", servers, "expected a list of URLs or host[:port] contact points")
+        servers = []
+    return TraceStoreSettings(
+        in_cluster=r.pick(obj, p, "inCluster", d.in_cluster, _is_bool, "expected true or false"),
+        servers=tuple(servers),
+        index_prefix=r.pick(
+            obj,
+            p,
+            "indexPrefix",
+            d.index_prefix,
+            _matches(_INDEX_PREFIX),
+            "expected a lower-case index prefix such as jaeger",
+        ),
+        keyspace=r.pick(
+            obj,
+            p,
+            "keyspace",
+            d.keyspace,
+            _matches(_KEYSPACE),
+            "expected a CQL keyspace name such as jaeger_v1_dc1",
+        ),
+        local_dc=r.pick(obj, p, "localDc", "", _empty_or(_NO_SPACE), "expected a data center name"),
+        tls=r.pick(obj, p, "tls", d.tls, _is_bool, "expected true or false"),
+        tls_skip_verify=r.pick(
+            obj, p, "tlsSkipVerify", d.tls_skip_verify, _is_bool, "expected true or false"
+        ),
+        username=r.pick(obj, p, "username", "", _empty_or(_NO_SPACE), "expected a user name"),
+        password=SecretValue(password),
+    )
+
+
+def _check_trace_store(r: _Reader, s: Settings) -> None:
+    """Jaeger's store together with its servers, credentials and the span TTL."""
+    t = s.tracing
+    if not t.enabled or t.storage not in SHARED_TRACE_STORAGES:
+        return
+    st = t.store
+    p = "tracing.store"
+    if st.in_cluster:
+        if t.storage != "opensearch":
+            r.fail(
+                f"{p}.inCluster",
+                True,
+                f"the stack runs OpenSearch only; set tracing.storage to opensearch, or give "
+                f"the {t.storage} cluster in {p}.servers",
+            )
+        if st.servers or st.username or st.password:
+            r.errors.append(
+                f"{PROJECT}:{p}.inCluster: set with an external cluster's servers or "
+                "credentials; drop those keys or set inCluster to false"
+            )
+    elif not st.servers:
+        example = "https://opensearch.example.org:9200" if t.storage != "cassandra" else "cass-0"
+        r.errors.append(
+            f"{PROJECT}:{p}.servers: missing; {t.storage} needs its servers, e.g. "
+            f"`pulumi config set --path '{p}.servers[0]' {example}`"
+            + ("" if t.storage == "cassandra" else f", or set {p}.inCluster to true")
+        )
+    pattern = _CONTACT_POINT if t.storage == "cassandra" else _STORE_URL
+    accepted = (
+        "expected a contact point, host or host:port"
+        if t.storage == "cassandra"
+        else "expected a URL, http(s)://host[:port], such as https://opensearch.example.org:9200"
+    )
+    for i, server in enumerate(st.servers):
+        if not pattern.match(server):
+            r.fail(f"{p}.servers[{i}]", server, accepted)
+    if bool(st.username) != bool(st.password):
+        missing = "jaegerStorePassword" if st.username else f"{p}.username"
+        r.errors.append(
+            f"{PROJECT}:{missing}: missing; basic auth needs both {p}.username and the secret "
+            "jaegerStorePassword (`pulumi config set --secret jaegerStorePassword <password>`), "
+            "or neither"
+        )
+    if t.storage in INDEX_TRACE_STORAGES and t.span_ttl_hours % 24:
+        days = max(1, round(t.span_ttl_hours / 24))
+        r.fail(
+            "tracing.spanTtl",
+            f"{t.span_ttl_hours}h",
+            f"{t.storage} keeps spans in daily indices that the index cleaner deletes whole, "
+            f"so it can only keep whole days; set a multiple of 24h such as {days * 24}h",
+        )
 
 
 _SC_HELP = "expected a StorageClass name, or empty for the cluster default"
@@ -915,8 +1104,23 @@ def _empty_or_dns_name(v: Any) -> bool:
     return isinstance(v, str) and (v == "" or bool(_DNS_NAME.match(v)))
 
 
-def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettings:
-    r.unknown(obj, "logging", ("retention", "persistence", "storageSize", "storageClass"))
+def _logging(
+    r: _Reader, obj: Mapping[str, Any], enabled: bool, secret_access_key: str = ""
+) -> LoggingSettings:
+    r.unknown(
+        obj,
+        "logging",
+        (
+            "retention",
+            "persistence",
+            "storageSize",
+            "storageClass",
+            "storage",
+            "mode",
+            "replicas",
+            "s3",
+        ),
+    )
     d = LoggingSettings()
     retention = r.pick(
         obj,
@@ -941,7 +1145,157 @@ def _logging(r: _Reader, obj: Mapping[str, Any], enabled: bool) -> LoggingSettin
             "expected a size such as 10Gi",
         ),
         storage_class=r.pick(obj, "logging", "storageClass", "", _empty_or_dns_name, _SC_HELP),
+        storage=r.pick(
+            obj,
+            "logging",
+            "storage",
+            d.storage,
+            _one_of(LOG_STORAGES),
+            f"expected one of {LOG_STORAGES}",
+        ),
+        mode=r.pick(
+            obj, "logging", "mode", d.mode, _one_of(LOG_MODES), f"expected one of {LOG_MODES}"
+        ),
+        replicas=r.pick(obj, "logging", "replicas", d.replicas, _is_int(1, 20), "expected 1 to 20"),
+        s3=_bucket(r, obj.get("s3"), secret_access_key),
     )
+
+
+# An S3 endpoint: a scheme, a host and an optional port, nothing after it.
+_S3_ENDPOINT = re.compile(r"^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?/?$", re.I)
+# S3 bucket naming rules (3-63 lower-case letters, digits, dots and hyphens).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z0-9-]{1,64}$")
+
+
+def _empty_or(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and (v == "" or bool(pattern.match(v)))
+
+
+def _section(
+    r: _Reader, obj: Any, prefix: str, keys: tuple[str, ...], accepted: str
+) -> Mapping[str, Any]:
+    """A map of settings under `prefix` (empty when unset), its unknown keys reported."""
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        r.fail(prefix, obj, accepted)
+        return {}
+    r.unknown(obj, prefix, keys)
+    return obj
+
+
+def _bucket(r: _Reader, obj: Any, secret_access_key: str) -> BucketSettings:
+    p = "logging.s3"
+    keys = ("inCluster", "endpoint", "region", "bucket", "forcePathStyle", "accessKeyId")
+    obj = _section(
+        r,
+        obj,
+        p,
+        (*keys, "serviceAccountAnnotations"),
+        "expected a map with inCluster, or endpoint, bucket and credentials",
+    )
+    d = BucketSettings()
+    annotations = obj.get("serviceAccountAnnotations") or {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        r.fail(
+            f"{p}.serviceAccountAnnotations",
+            annotations,
+            "expected a map of annotation names to text, e.g. "
+            "{eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/loki}",
+        )
+        annotations = {}
+    return BucketSettings(
+        in_cluster=r.pick(obj, p, "inCluster", d.in_cluster, _is_bool, "expected true or false"),
+        endpoint=r.pick(
+            obj,
+            p,
+            "endpoint",
+            d.endpoint,
+            _empty_or(_S3_ENDPOINT),
+            "expected the S3 API as a URL, http(s)://host[:port], such as "
+            "https://s3.eu-west-1.amazonaws.com",
+        ),
+        region=r.pick(
+            obj, p, "region", d.region, _matches(_REGION), "expected a region such as us-east-1"
+        ),
+        bucket=r.pick(
+            obj,
+            p,
+            "bucket",
+            d.bucket,
+            _matches(_BUCKET),
+            "expected a bucket name (3 to 63 lower-case letters, digits, dots and hyphens)",
+        ),
+        force_path_style=r.pick(
+            obj, p, "forcePathStyle", d.force_path_style, _is_bool, "expected true or false"
+        ),
+        access_key_id=r.pick(obj, p, "accessKeyId", "", _empty_or(_NO_SPACE), "expected a key id"),
+        secret_access_key=SecretValue(secret_access_key),
+        service_account_annotations=tuple(sorted(annotations.items())),
+    )
+
+
+def _check_logging(r: _Reader, s: Settings) -> None:
+    """Loki's storage, mode and replicas together, and the bucket they need."""
+    log = s.logging
+    if not log.enabled:
+        return
+    if log.storage == "filesystem":
+        if log.replicas > 1:
+            r.fail(
+                "logging.replicas",
+                log.replicas,
+                "more than one Loki needs object storage to share (one pod's volume cannot "
+                "be): set logging.storage to s3 with a bucket (logging.s3), or set replicas to 1",
+            )
+        if log.mode == "distributed":
+            r.fail(
+                "logging.mode",
+                log.mode,
+                "distributed Loki needs object storage: set logging.storage to s3 with a "
+                "bucket (logging.s3), or use mode monolithic",
+            )
+        return
+    if log.mode == "distributed" and log.replicas > 1:
+        r.fail(
+            "logging.replicas",
+            log.replicas,
+            "replicas counts monolithic Loki pods; distributed mode sizes each component "
+            "per profile, so drop the key or use mode monolithic",
+        )
+    b = log.s3
+    if b.in_cluster:
+        external = [k for k, v in (("endpoint", b.endpoint), ("accessKeyId", b.access_key_id)) if v]
+        if external or b.secret_access_key or b.service_account_annotations:
+            r.errors.append(
+                f"{PROJECT}:logging.s3.inCluster: set with an external bucket's settings "
+                f"({', '.join(external) or 'credentials'}); the in-cluster store makes its own "
+                "endpoint and credentials, so drop those keys or set inCluster to false"
+            )
+        return
+    if not b.endpoint:
+        r.errors.append(
+            f"{PROJECT}:logging.s3.endpoint: missing; an external bucket needs its S3 API, e.g. "
+            "`pulumi config set --path logging.s3.endpoint https://s3.eu-west-1.amazonaws.com`, "
+            "or set logging.s3.inCluster to true for a store in the cluster"
+        )
+    keys = bool(b.access_key_id) or bool(b.secret_access_key)
+    if b.service_account_annotations and keys:
+        r.errors.append(
+            f"{PROJECT}:logging.s3.serviceAccountAnnotations: set with access keys; use either "
+            "workload identity or logging.s3.accessKeyId with lokiS3SecretAccessKey, not both"
+        )
+    elif not b.service_account_annotations and not (b.access_key_id and b.secret_access_key):
+        missing = "logging.s3.accessKeyId" if not b.access_key_id else "lokiS3SecretAccessKey"
+        r.errors.append(
+            f"{PROJECT}:{missing}: missing; an external bucket needs credentials: "
+            "`pulumi config set --path logging.s3.accessKeyId <id>` and "
+            "`pulumi config set --secret lokiS3SecretAccessKey <key>`, or workload identity "
+            "in logging.s3.serviceAccountAnnotations"
+        )
 
 
 def _grafana(r: _Reader, obj: Mapping[str, Any], enabled: bool, webhook: str) -> GrafanaSettings:
@@ -1505,6 +1859,8 @@ def _check_prometheus_readers(r: _Reader, s: Settings) -> None:
 def _cross_checks(r: _Reader, s: Settings) -> None:
     """Rules that tie keys together."""
     _check_prometheus_readers(r, s)
+    _check_logging(r, s)
+    _check_trace_store(r, s)
     ident = s.linkerd.identity
     early, validity = ident.issuer_early_renewal_hours, ident.issuer_validity_hours
     # A value already reported stands in as its default here; one line about it is enough.
@@ -1928,10 +2284,6 @@ _FIRST_OF_PAIR = (
     "run `pulumi up` there first; the first cluster of a pair comes up without this link "
     "and adds it in its second `up` (README: Multicluster)"
 )
-
-
-def _empty_or(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
-    return lambda v: v == "" or (isinstance(v, str) and bool(pattern.match(v)))
 
 
 def _is_cidr(v: Any) -> bool:

@@ -1,7 +1,9 @@
-"""Logs: Loki (monolithic, filesystem) and Grafana Alloy on every node shipping pod logs to it.
+"""Logs: Loki and Grafana Alloy on every node shipping pod logs to it.
 
-Loki runs as one StatefulSet pod with its index (tsdb, schema v13) and chunks on local disk:
-the smallest Loki that keeps logs for a set retention. Alloy runs as a DaemonSet, tails the log
+By default Loki runs as one StatefulSet pod with its index (tsdb, schema v13) and chunks on
+local disk: the smallest Loki that keeps logs for a set retention. With `storage: s3` the index
+and chunks go to an S3-compatible bucket, and Loki scales out on it: several monolithic pods,
+or the chart's Distributed mode (`DISTRIBUTED`). Alloy runs as a DaemonSet, tails the log
 files of the pods on its node and pushes them to Loki's Service. Grafana queries that Service.
 
 The namespace is not meshed: `LoggingArgs` carries no control plane to wait for (pods created
@@ -24,13 +26,15 @@ The kubelet's probes come from the node, which those CNIs admit whatever the pol
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
-from components import common, sizing, versions
+from components import common, sizing, storage, versions
 from components.config import LoggingSettings
 
 # --- Addresses -------------------------------------------------------------------------------
@@ -75,14 +79,86 @@ ALLOY_STORAGE_PATH = "/var/lib/alloy"
 ALLOY_NODE_PATH = "/var/lib/meshstack-alloy"
 
 
-def query_url(cluster_domain: str) -> str:
+# In the chart's Distributed mode each component has its own Service `loki-<component>`:
+# pushes go to the distributors, queries to the query frontends (the chart's optional nginx
+# gateway would only add a hop in front of both).
+LOKI_DISTRIBUTOR_SERVICE = "loki-distributor"
+LOKI_QUERY_FRONTEND_SERVICE = "loki-query-frontend"
+
+# Loki's S3 credentials reach it as environment variables from this Secret (the chart's
+# `defaults.extraEnvFrom`), and the config names them (`-config.expand-env`): the config itself
+# is a ConfigMap, which must never hold a key.
+S3_SECRET = "loki-s3"
+S3_ACCESS_KEY_ENV = "LOKI_S3_ACCESS_KEY_ID"
+S3_SECRET_KEY_ENV = "LOKI_S3_SECRET_ACCESS_KEY"
+
+# Distributed components: values key → (replicas per profile, sizing row). Ingesters hold the
+# last hours of logs in memory and their WAL: three in prod, so with replication factor 3 a
+# pod can go without losing a write. The compactor applies retention and must be one.
+DISTRIBUTED: dict[str, tuple[dict[str, int], str]] = {
+    "distributor": ({"dev": 1, "prod": 2}, "loki-component"),
+    "ingester": ({"dev": 1, "prod": 3}, "loki-ingester"),
+    "querier": ({"dev": 1, "prod": 2}, "loki-querier"),
+    "queryFrontend": ({"dev": 1, "prod": 2}, "loki-component"),
+    "queryScheduler": ({"dev": 1, "prod": 2}, "loki-component"),
+    "indexGateway": ({"dev": 1, "prod": 2}, "loki-component"),
+    "compactor": ({"dev": 1, "prod": 1}, "loki-component"),
+}
+
+
+def query_url(cluster_domain: str, mode: str = "monolithic") -> str:
     """Loki's HTTP API in the cluster: Grafana's Loki datasource URL."""
-    return f"http://{common.svc_host(LOKI_SERVICE, NAMESPACE, cluster_domain)}:{LOKI_HTTP_PORT}"
+    service = LOKI_QUERY_FRONTEND_SERVICE if mode == "distributed" else LOKI_SERVICE
+    return f"http://{common.svc_host(service, NAMESPACE, cluster_domain)}:{LOKI_HTTP_PORT}"
 
 
-def push_url(cluster_domain: str) -> str:
+def push_url(cluster_domain: str, mode: str = "monolithic") -> str:
     """Where Alloy (and any other shipper) pushes log streams."""
-    return f"{query_url(cluster_domain)}{PUSH_PATH}"
+    service = LOKI_DISTRIBUTOR_SERVICE if mode == "distributed" else LOKI_SERVICE
+    host = common.svc_host(service, NAMESPACE, cluster_domain)
+    return f"http://{host}:{LOKI_HTTP_PORT}{PUSH_PATH}"
+
+
+def bucket_endpoint(settings: LoggingSettings, cluster_domain: str) -> str:
+    """The S3 API Loki writes to: the configured one, or the in-cluster store's."""
+    if settings.s3.in_cluster:
+        return storage.seaweedfs_endpoint(NAMESPACE, cluster_domain)
+    return settings.s3.endpoint
+
+
+def uses_keys(settings: LoggingSettings) -> bool:
+    """Loki authenticates to its bucket with access keys (not workload identity)."""
+    return settings.storage == "s3" and not settings.s3.service_account_annotations
+
+
+def replication_factor(settings: LoggingSettings, profile: str) -> int:
+    """How many ingesters each stream is written to. Three where three ingesters run (a write
+    then survives one of them going), else one: a factor above the ingester count refuses
+    every write."""
+    if settings.storage != "s3":
+        return 1
+    ingesters = (
+        DISTRIBUTED["ingester"][0][profile] if settings.mode == "distributed" else settings.replicas
+    )
+    return 3 if ingesters >= 3 else 1
+
+
+def _object_storage(settings: LoggingSettings, cluster_domain: str) -> dict[str, Any]:
+    """The chart's `loki.storage` for an S3-compatible bucket."""
+    url = urllib.parse.urlsplit(bucket_endpoint(settings, cluster_domain))
+    s3: dict[str, Any] = {
+        # host[:port]: the scheme is told by `insecure`, as the chart does for its own MinIO.
+        "endpoint": url.netloc,
+        "insecure": url.scheme == "http",
+        "region": settings.s3.region,
+        "s3ForcePathStyle": settings.s3.in_cluster or settings.s3.force_path_style,
+    }
+    if uses_keys(settings):
+        s3 |= {
+            "accessKeyId": f"${{{S3_ACCESS_KEY_ENV}}}",
+            "secretAccessKey": f"${{{S3_SECRET_KEY_ENV}}}",
+        }
+    return {"type": "s3", "bucketNames": {"chunks": settings.s3.bucket}, "s3": s3}
 
 
 # --- Values (pure) ---------------------------------------------------------------------------
@@ -130,7 +206,7 @@ def loki_values(profile: str, settings: LoggingSettings, cluster_domain: str) ->
         }
         if settings.storage_class:
             persistence["storageClass"] = settings.storage_class
-    return {
+    values: dict[str, Any] = {
         "deploymentMode": "Monolithic",
         "fullnameOverride": LOKI_SERVICE,
         "global": {"clusterDomain": cluster_domain},
@@ -198,6 +274,54 @@ def loki_values(profile: str, settings: LoggingSettings, cluster_domain: str) ->
             "resources": sizing.k8s_resources(profile, "loki-sidecar"),
         },
     }
+    if settings.storage == "s3":
+        values = _on_object_storage(values, profile, settings, cluster_domain)
+    return values
+
+
+def _on_object_storage(
+    values: dict[str, Any], profile: str, settings: LoggingSettings, cluster_domain: str
+) -> dict[str, Any]:
+    """`values` with the index and chunks in the bucket, and Loki scaled out on it."""
+    loki = dict(values["loki"])
+    loki["storage"] = _object_storage(settings, cluster_domain)
+    loki["schemaConfig"] = {
+        "configs": [
+            # The same first day: a stack moving from filesystem starts a fresh store in the
+            # bucket, and its old index is never looked for there (README "Moving data").
+            {**values["loki"]["schemaConfig"]["configs"][0], "object_store": "s3"}
+        ]
+    }
+    # Delete requests and retention marks are kept in the bucket too, so any compactor pod
+    # (or the next one) finds them.
+    loki["compactor"] = {**values["loki"]["compactor"], "delete_request_store": "s3"}
+    loki["commonConfig"] = {"replication_factor": replication_factor(settings, profile)}
+    # Alerting lives in Grafana: the ruler keeps no rules, so it needs no bucket of its own.
+    loki["rulerConfig"] = {"storage": {"type": "local"}}
+    out = {**values, "loki": loki, "ruler": {"enabled": False}}
+    if uses_keys(settings):
+        out["defaults"] = {
+            **values["defaults"],
+            "extraEnvFrom": [{"secretRef": {"name": S3_SECRET}}],
+        }
+    if settings.s3.service_account_annotations:
+        out["serviceAccount"] = {
+            **values["serviceAccount"],
+            "annotations": dict(settings.s3.service_account_annotations),
+        }
+        # The annotation is all: EKS's identity webhook mounts its own projected token and
+        # GKE answers from the metadata server, so the API token stays unmounted.
+    if settings.mode == "monolithic":
+        out["singleBinary"] = {**values["singleBinary"], "replicas": settings.replicas}
+        return out
+    out["deploymentMode"] = "Distributed"
+    out["singleBinary"] = {**values["singleBinary"], "replicas": 0}
+    for key, (replicas, role) in DISTRIBUTED.items():
+        out[key] = {"replicas": replicas[profile], "resources": sizing.k8s_resources(profile, role)}
+    # One StatefulSet per zone needs the rollout operator and three zones of nodes; spreading
+    # the ingesters is left to the scheduler.
+    out["ingester"]["zoneAwareReplication"] = {"enabled": False}
+    return out
 
 
 def alloy_config(push_url: str) -> str:
@@ -348,12 +472,18 @@ def alloy_values(profile: str, config: str) -> dict[str, Any]:
 # --- Network policy --------------------------------------------------------------------------
 
 
-def network_policy(query_clients: tuple[tuple[str, dict[str, str]], ...] = ()) -> dict[str, Any]:
+def network_policy(
+    query_clients: tuple[tuple[str, dict[str, str]], ...] = (), mode: str = "monolithic"
+) -> dict[str, Any]:
     """The spec of the NetworkPolicy in front of Loki's pods (module docstring). Pure.
 
-    `query_clients`: (namespace, pod labels) of the pods that query Loki (Grafana).
+    `query_clients`: (namespace, pod labels) of the pods that query Loki (Grafana). In
+    `distributed` mode Loki's own pods call each other's HTTP port too (the query frontend
+    proxies live tails to the queriers).
     """
     clients: list[dict[str, Any]] = [{"podSelector": {"matchLabels": dict(ALLOY_PODS)}}]
+    if mode == "distributed":
+        clients.append({"podSelector": {"matchLabels": dict(LOKI_PODS)}})
     clients += [
         {
             # The label the API server puts on every namespace: a name nobody can relabel.
@@ -384,6 +514,15 @@ def network_policy(query_clients: tuple[tuple[str, dict[str, str]], ...] = ()) -
 # --- Component -------------------------------------------------------------------------------
 
 
+def _meta(
+    name: str, ns: k8s.core.v1.Namespace, annotations: dict[str, str] | None = None
+) -> k8s.meta.v1.ObjectMetaArgs:
+    """Metadata of an object the component writes in its namespace."""
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=name, namespace=ns.metadata.name, labels=common.MANAGED_BY, annotations=annotations
+    )
+
+
 @dataclass
 class LoggingArgs:
     profile: str
@@ -403,7 +542,11 @@ class Logging(pulumi.ComponentResource):
     Children: the `logging` namespace (kept by `pulumi destroy` when persistence is on, see
     below), the `loki-ingress` NetworkPolicy (`network_policy`), the `loki` chart (monolithic
     StatefulSet, Service `loki:3100`) and the `alloy` chart (DaemonSet tailing
-    `/var/log/pods` on every node).
+    `/var/log/pods` on every node). With `storage: s3`: the `loki-s3` Secret (the bucket's keys,
+    unless workload identity), and with an in-cluster bucket the SeaweedFS store: its generated
+    keys (`<name>-s3-access-key`, `<name>-s3-secret-key`), its identity Secret, its
+    NetworkPolicy, the `seaweedfs` chart and the Job that makes the bucket
+    (components/storage.py).
 
     Outputs: `namespace`, `push_url` (for log shippers) and `query_url` (Grafana's datasource).
 
@@ -442,11 +585,15 @@ class Logging(pulumi.ComponentResource):
                 name=NETWORK_POLICY, namespace=ns.metadata.name, labels=common.MANAGED_BY
             ),
             spec=cast(
-                k8s.networking.v1.NetworkPolicySpecArgsDict, network_policy(args.query_clients)
+                k8s.networking.v1.NetworkPolicySpecArgsDict,
+                network_policy(args.query_clients, args.settings.mode),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        push = push_url(args.cluster_domain)
+        loki_deps: list[pulumi.Resource] = [netpol]
+        if args.settings.storage == "s3":
+            loki_deps += self._bucket(name, args, ns)
+        push = push_url(args.cluster_domain, args.settings.mode)
         self.loki = common.chart(
             f"{name}-loki",
             versions.LOKI,
@@ -454,7 +601,7 @@ class Logging(pulumi.ComponentResource):
             ns.metadata.name,
             loki_values(args.profile, args.settings, args.cluster_domain),
             self,
-            depends_on=[netpol],
+            depends_on=loki_deps,
         )
         # No depends_on Loki: Alloy retries pushes with backoff, so both can start in parallel.
         self.alloy = common.chart(
@@ -469,7 +616,107 @@ class Logging(pulumi.ComponentResource):
 
         self.namespace = ns.metadata.name
         self.push_url = pulumi.Output.from_input(push)
-        self.query_url = pulumi.Output.from_input(query_url(args.cluster_domain))
+        self.query_url = pulumi.Output.from_input(
+            query_url(args.cluster_domain, args.settings.mode)
+        )
         self.register_outputs(
             {"namespace": self.namespace, "push_url": self.push_url, "query_url": self.query_url}
         )
+
+    def _bucket(
+        self, name: str, args: LoggingArgs, ns: k8s.core.v1.Namespace
+    ) -> list[pulumi.Resource]:
+        """The bucket's keys as a Secret Loki reads, and the in-cluster store when asked for:
+        what the Loki chart must wait for."""
+        b = args.settings.s3
+        if b.service_account_annotations:
+            return []
+        # The key id is no credential alone, but is kept a secret beside its key anyway.
+        key_id: pulumi.Output[str] = pulumi.Output.secret(b.access_key_id)
+        key: pulumi.Output[str] = pulumi.Output.secret(b.secret_access_key.value)
+        store: list[pulumi.Resource] = []
+        if b.in_cluster:
+            # Letters and digits only: the identity file is JSON and the keys go into env vars.
+            generated_id = random.RandomPassword(
+                f"{name}-s3-access-key",
+                length=20,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result"]),
+            ).result
+            key = pulumi.Output.secret(
+                random.RandomPassword(
+                    f"{name}-s3-secret-key",
+                    length=40,
+                    special=False,
+                    opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result"]),
+                ).result
+            )
+            key_id = pulumi.Output.secret(generated_id)
+            store = self._seaweedfs(name, args, ns, key_id, key)
+        secret = k8s.core.v1.Secret(
+            f"{name}-loki-s3",
+            metadata=_meta(S3_SECRET, ns),
+            type="Opaque",
+            string_data={
+                S3_ACCESS_KEY_ENV: key_id,
+                S3_SECRET_KEY_ENV: key,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return [secret, *store]
+
+    def _seaweedfs(
+        self,
+        name: str,
+        args: LoggingArgs,
+        ns: k8s.core.v1.Namespace,
+        key_id: pulumi.Output[str],
+        key: pulumi.Output[str],
+    ) -> list[pulumi.Resource]:
+        """SeaweedFS in the logging namespace, with the identity Loki signs in as."""
+        # Output.all keeps the keys' secretness; `secret` says so where it is read.
+        joined: pulumi.Output[str] = pulumi.Output.all(key_id, key).apply(
+            lambda k: storage.seaweedfs_identities(str(k[0]), str(k[1]))
+        )
+        identity_file: pulumi.Output[str] = pulumi.Output.secret(joined)
+        identities = k8s.core.v1.Secret(
+            f"{name}-seaweedfs-s3-config",
+            metadata=_meta(storage.SEAWEEDFS_CONFIG_SECRET, ns),
+            type="Opaque",
+            string_data={storage.SEAWEEDFS_CONFIG_KEY: identity_file},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        netpol = k8s.networking.v1.NetworkPolicy(
+            f"{name}-seaweedfs-ingress",
+            metadata=_meta(storage.SEAWEEDFS_NETWORK_POLICY, ns),
+            spec=cast(
+                k8s.networking.v1.NetworkPolicySpecArgsDict,
+                storage.seaweedfs_network_policy(LOKI_PODS),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.seaweedfs = common.chart(
+            f"{name}-seaweedfs",
+            versions.SEAWEEDFS,
+            storage.SEAWEEDFS_RELEASE,
+            ns.metadata.name,
+            storage.seaweedfs_values(
+                args.profile, args.settings.storage_size, args.settings.storage_class
+            ),
+            self,
+            depends_on=[identities, netpol],
+        )
+        k8s.batch.v1.Job(
+            f"{name}-seaweedfs-bucket",
+            # Not waited for: the Job retries until the store answers, and Loki retries its
+            # writes until the bucket exists, so neither adds a readiness stage.
+            metadata=_meta(storage.BUCKET_JOB, ns, {"pulumi.com/skipAwait": "true"}),
+            spec=cast(
+                k8s.batch.v1.JobSpecArgsDict,
+                storage.bucket_job_spec(
+                    args.profile, args.settings.s3.bucket, NAMESPACE, args.cluster_domain
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[netpol]),
+        )
+        return [identities]

@@ -57,6 +57,19 @@ SIZES: dict[str, dict[str, Resources]] = {
         "jaeger": _r("20m", "128Mi", "250m", "512Mi"),
         "loki": _r("50m", "128Mi", "500m", "512Mi"),
         "loki-sidecar": _r("10m", "32Mi", "100m", "64Mi"),
+        # Distributed Loki (logging.mode): ingesters hold recent logs in memory, queriers
+        # read chunks; the other components route and schedule.
+        "loki-ingester": _r("50m", "128Mi", "500m", "512Mi"),
+        "loki-querier": _r("50m", "128Mi", "500m", "512Mi"),
+        "loki-component": _r("10m", "32Mi", "200m", "128Mi"),
+        # The in-cluster S3 store (logging.s3.inCluster) and its one-shot bucket Job.
+        "seaweedfs": _r("50m", "128Mi", "500m", "512Mi"),
+        "seaweedfs-bucket": _r("10m", "32Mi", "100m", "128Mi"),
+        # The in-cluster OpenSearch (tracing.store.inCluster): a 256m heap inside the limit,
+        # its config-copying init container, and the index cleaner's nightly run.
+        "opensearch": _r("100m", "768Mi", "1", "1Gi"),
+        "opensearch-init": _r("10m", "16Mi", "100m", "64Mi"),
+        "es-index-cleaner": _r("10m", "32Mi", "100m", "128Mi"),
         "alloy": _r("20m", "64Mi", "200m", "256Mi"),
         "alloy-config-reloader": _r("5m", "16Mi", "50m", "32Mi"),
         # Grafana 13 documents 512 MB as its minimum.
@@ -94,6 +107,17 @@ SIZES: dict[str, dict[str, Resources]] = {
         "jaeger": _r("250m", "512Mi", "2", "4Gi"),
         "loki": _r("500m", "1Gi", "2", "4Gi"),
         "loki-sidecar": _r("10m", "64Mi", "100m", "128Mi"),
+        # Upstream's distributed sample values scaled to this stack's monolithic row: the
+        # ingesters carry the write path, the queriers the read path.
+        "loki-ingester": _r("500m", "1Gi", "2", "4Gi"),
+        "loki-querier": _r("250m", "512Mi", "2", "2Gi"),
+        "loki-component": _r("100m", "128Mi", "1", "512Mi"),
+        "seaweedfs": _r("500m", "1Gi", "2", "2Gi"),
+        "seaweedfs-bucket": _r("10m", "32Mi", "200m", "128Mi"),
+        # A 1g heap: half the limit, the rest for the page cache. A real cluster is external.
+        "opensearch": _r("500m", "2Gi", "2", "2Gi"),
+        "opensearch-init": _r("10m", "16Mi", "100m", "64Mi"),
+        "es-index-cleaner": _r("50m", "64Mi", "500m", "256Mi"),
         "alloy": _r("100m", "128Mi", "1", "512Mi"),
         "alloy-config-reloader": _r("10m", "32Mi", "100m", "64Mi"),
         "grafana": _r("250m", "512Mi", "1", "1Gi"),

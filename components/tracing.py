@@ -2,8 +2,8 @@
 
 Span flow: Linkerd proxies (OTLP gRPC, over mTLS to the collector's mesh identity) and apps
 (OTLP, or OpenCensus for emojivoto v11) → the `otel-collector` Service → memory_limiter,
-k8sattributes, batch → OTLP gRPC → the `jaeger` Service → memory or Badger storage → Jaeger
-query/UI on 16686.
+k8sattributes, batch → OTLP gRPC → the `jaeger` Service → memory, Badger, or a shared store
+(OpenSearch, Elasticsearch, Cassandra) → Jaeger query/UI on 16686.
 
 Facts this module is built on (read from jaeger chart 4.11.1 and collector chart 0.170.0):
 
@@ -53,8 +53,14 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import common, sizing, versions, viz
-from components.config import TracingSettings
+from components import common, sizing, storage, versions, viz
+from components.config import (
+    INDEX_TRACE_STORAGES,
+    SHARED_TRACE_STORAGES,
+    TRACE_STORAGES,
+    TraceStoreSettings,
+    TracingSettings,
+)
 from components.mesh import PROXY_CONFIG_ANNOTATION, PROXY_CONFIG_ENV
 from components.onboarding import (
     ANY_MESH_IDENTITY,
@@ -209,10 +215,11 @@ def check(profile: str, settings: TracingSettings) -> None:
         raise ValueError(
             f"TracingArgs.profile: got {profile!r}; expected one of {sorted(sizing.SIZES)}"
         )
-    if settings.storage not in ("memory", "badger"):
+    if settings.storage not in TRACE_STORAGES:
         raise ValueError(
             f"TracingArgs.settings.storage: got {settings.storage!r}; expected 'memory' "
-            "(lost on restart) or 'badger' (on a PersistentVolumeClaim)"
+            "(lost on restart), 'badger' (on a PersistentVolumeClaim) or a shared store: "
+            f"one of {SHARED_TRACE_STORAGES}"
         )
     if settings.span_ttl_hours < 1:
         raise ValueError(
@@ -486,14 +493,110 @@ def collector_values(
 # --- Jaeger values ---------------------------------------------------------------------------
 
 
-def jaeger_userconfig(storage: str, span_ttl_hours: int, max_traces: int) -> dict[str, Any]:
+# --- Shared stores ---------------------------------------------------------------------------
+
+# The store's password reaches Jaeger as this env var from the stack's Secret; the config (a
+# ConfigMap) only names it.
+STORE_SECRET = "jaeger-store"
+STORE_PASSWORD_KEY = "password"
+STORE_PASSWORD_ENV = "JAEGER_STORE_PASSWORD"
+INDEX_CLEANER = "jaeger-es-index-cleaner"
+INDEX_CLEANER_PODS = {"app.kubernetes.io/name": INDEX_CLEANER}
+# After midnight UTC, when the day's index has rolled over (daily indices, `2006-01-02`).
+INDEX_CLEANER_SCHEDULE = "15 0 * * *"
+CASSANDRA_PORT = 9042
+# Jaeger replicas per profile on a shared store: the all-in-one pod is collector and query at
+# once, and both are stateless once the spans are elsewhere.
+SHARED_STORE_REPLICAS = {"dev": 1, "prod": 2}
+
+
+def store_servers(settings: TracingSettings, cluster_domain: str) -> tuple[str, ...]:
+    """The store's servers: the configured ones, or the in-cluster OpenSearch."""
+    if settings.store.in_cluster:
+        return (storage.opensearch_url(cluster_domain),)
+    return settings.store.servers
+
+
+def _auth(store: TraceStoreSettings) -> dict[str, Any]:
+    if not store.username:
+        return {}
+    return {
+        "auth": {
+            "basic": {"username": store.username, "password": f"${{env:{STORE_PASSWORD_ENV}}}"}
+        }
+    }
+
+
+def _index_backend(settings: TracingSettings, cluster_domain: str) -> dict[str, Any]:
+    """An OpenSearch or Elasticsearch backend: daily indices under the prefix."""
+    store = settings.store
+    servers = store_servers(settings, cluster_domain)
+    # One node cannot hold a replica of its own shards: the in-cluster store asks for none.
+    shards = {"shards": 1, "replicas": 0} if store.in_cluster else {}
+    indices: dict[str, Any] = {"index_prefix": store.index_prefix}
+    for kind in ("spans", "services", "dependencies", "sampling"):
+        indices[kind] = {"date_layout": "2006-01-02", "rollover_frequency": "day", **shards}
+    return {
+        "server_urls": list(servers),
+        "indices": indices,
+        # Reads look back as far as spans are kept.
+        "max_span_age": f"{settings.span_ttl_hours}h",
+        "tls": {
+            "insecure": all(s.startswith("http://") for s in servers),
+            "insecure_skip_verify": store.tls_skip_verify,
+        },
+        **_auth(store),
+    }
+
+
+def _cassandra_backend(settings: TracingSettings) -> dict[str, Any]:
+    """A Cassandra backend: spans expire by the table's TTL, `spanTtl`."""
+    store = settings.store
+    hosts = [s.rsplit(":", 1)[0] if ":" in s else s for s in store.servers]
+    ports = {int(s.rsplit(":", 1)[1]) for s in store.servers if ":" in s} or {CASSANDRA_PORT}
+    connection: dict[str, Any] = {
+        "servers": hosts,
+        "port": min(ports),
+        "tls": {"insecure": not store.tls, "insecure_skip_verify": store.tls_skip_verify},
+        **_auth(store),
+    }
+    if store.local_dc:
+        connection["local_dc"] = store.local_dc
+    ttl = f"{settings.span_ttl_hours}h"
+    return {
+        "connection": connection,
+        "schema": {
+            "keyspace": store.keyspace,
+            # Jaeger creates the keyspace and tables if missing (CREATE ... IF NOT EXISTS);
+            # their TTLs are set then, and a later spanTtl needs an ALTER TABLE (README).
+            "create": True,
+            "trace_ttl": ttl,
+            "dependencies_ttl": ttl,
+        },
+    }
+
+
+def jaeger_userconfig(
+    storage: str,
+    span_ttl_hours: int,
+    max_traces: int,
+    settings: TracingSettings | None = None,
+    cluster_domain: str = "cluster.local",
+) -> dict[str, Any]:
     """Jaeger v2's complete configuration (the chart's `userconfig`). Pure.
 
-    `storage` is `memory` (keeps `max_traces`, lost on restart) or `badger` (on the volume at
-    `BADGER_MOUNT`, spans expire after `span_ttl_hours`).
+    `storage` is `memory` (keeps `max_traces`, lost on restart), `badger` (on the volume at
+    `BADGER_MOUNT`, spans expire after `span_ttl_hours`), or a shared store described by
+    `settings.store`: `opensearch`/`elasticsearch` (daily indices the index cleaner deletes)
+    or `cassandra` (a TTL per row).
     """
-    if storage == "badger":
-        backend: dict[str, Any] = {
+    settings = settings or TracingSettings(storage=storage, span_ttl_hours=span_ttl_hours)
+    if storage in INDEX_TRACE_STORAGES:
+        backend: dict[str, Any] = {storage: _index_backend(settings, cluster_domain)}
+    elif storage == "cassandra":
+        backend = {"cassandra": _cassandra_backend(settings)}
+    elif storage == "badger":
+        backend = {
             "badger": {
                 "directories": {
                     "keys": f"{BADGER_MOUNT}/data/keys",
@@ -614,15 +717,22 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def jaeger_values(
-    profile: str, settings: TracingSettings, proxy_config: pulumi.Input[str] | None = None
+    profile: str,
+    settings: TracingSettings,
+    proxy_config: pulumi.Input[str] | None = None,
+    cluster_domain: str = "cluster.local",
 ) -> dict[str, Any]:
     """Values for the jaeger chart (v2, all-in-one). Pure: the same inputs give the same dict.
 
     `proxy_config` (`Mesh.proxy_config`) rolls the pod when what its Linkerd proxy is injected
-    with changes.
+    with changes. `cluster_domain` names the in-cluster OpenSearch, when that is the store.
     """
     userconfig = jaeger_userconfig(
-        settings.storage, settings.span_ttl_hours, MEMORY_MAX_TRACES[profile]
+        settings.storage,
+        settings.span_ttl_hours,
+        MEMORY_MAX_TRACES[profile],
+        settings,
+        cluster_domain,
     )
     repository, tag = versions.JAEGER_IMAGE.rsplit(":", 1)
     jaeger: dict[str, Any] = {
@@ -650,6 +760,23 @@ def jaeger_values(
             {"name": BADGER_VOLUME, "persistentVolumeClaim": {"claimName": JAEGER_BADGER_CLAIM}}
         ]
         jaeger["extraVolumeMounts"] = [{"name": BADGER_VOLUME, "mountPath": BADGER_MOUNT}]
+    if settings.storage in SHARED_TRACE_STORAGES:
+        # Spans live in the store, so collector and query scale out; a rolling update keeps
+        # one of them answering while the next starts.
+        jaeger["replicas"] = SHARED_STORE_REPLICAS[profile]
+        jaeger["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        }
+        if settings.store.username:
+            jaeger["extraEnv"].append(
+                {
+                    "name": STORE_PASSWORD_ENV,
+                    "valueFrom": {
+                        "secretKeyRef": {"name": STORE_SECRET, "key": STORE_PASSWORD_KEY}
+                    },
+                }
+            )
     return {"fullnameOverride": JAEGER_FULLNAME, "jaeger": jaeger, "userconfig": userconfig}
 
 
@@ -667,6 +794,76 @@ def jaeger_otlp_service_spec() -> dict[str, Any]:
                 "appProtocol": H2C,
             }
         ],
+    }
+
+
+def index_cleaner_spec(
+    profile: str,
+    settings: TracingSettings,
+    cluster_domain: str,
+    proxy_config: pulumi.Input[str] | None = None,
+) -> dict[str, Any]:
+    """The spec of the CronJob that deletes span indices older than `spanTtl`. Pure.
+
+    OpenSearch and Elasticsearch keep spans until their daily index is deleted; this is
+    Jaeger's own cleaner, run nightly with the prefix and credentials Jaeger writes with.
+    """
+    store = settings.store
+    (server, *_) = store_servers(settings, cluster_domain)
+    env: list[dict[str, Any]] = [{"name": "INDEX_PREFIX", "value": store.index_prefix}]
+    if server.startswith("https://"):
+        env.append({"name": "ES_TLS_ENABLED", "value": "true"})
+        if store.tls_skip_verify:
+            env.append({"name": "ES_TLS_SKIP_HOST_VERIFY", "value": "true"})
+    if store.username:
+        env += [
+            {"name": "ES_USERNAME", "value": store.username},
+            {
+                "name": "ES_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": STORE_SECRET, "key": STORE_PASSWORD_KEY}},
+            },
+        ]
+    days = settings.span_ttl_hours // 24
+    annotations: dict[str, Any] = {
+        # Meshed like the rest of the namespace; as a native sidecar the proxy stops when the
+        # cleaner exits, so the Job completes.
+        "config.alpha.linkerd.io/proxy-enable-native-sidecar": "true"
+    }
+    if proxy_config is not None:
+        # The next run's pod gets what proxies are injected with now, like every meshed pod.
+        annotations[PROXY_CONFIG_ANNOTATION] = proxy_config
+    pod = {
+        "metadata": {
+            "labels": dict(INDEX_CLEANER_PODS),
+            "annotations": annotations,
+        },
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "runAsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "index-cleaner",
+                    "image": versions.JAEGER_ES_INDEX_CLEANER_IMAGE,
+                    "args": [str(days), server],
+                    "env": env,
+                    "resources": sizing.k8s_resources(profile, "es-index-cleaner"),
+                    "securityContext": common.restricted_container_security(),
+                }
+            ],
+        },
+    }
+    return {
+        "schedule": INDEX_CLEANER_SCHEDULE,
+        "concurrencyPolicy": "Forbid",
+        "successfulJobsHistoryLimit": 1,
+        "failedJobsHistoryLimit": 3,
+        "jobTemplate": {"spec": {"backoffLimit": 3, "template": pod}},
     }
 
 
@@ -721,6 +918,10 @@ class Tracing(pulumi.ComponentResource):
     PersistentVolumeClaim, only with `storage: badger`), `<name>-jaeger` and `<name>-collector`
     (the two charts, releases `jaeger` and `otel-collector`), `<name>-jaeger-otlp` (the
     `jaeger-otlp` Service the collector exports to, marked `kubernetes.io/h2c`).
+    On a shared store: `<name>-store`
+    (the password Secret, with a username), `<name>-index-cleaner` (the CronJob, OpenSearch and
+    Elasticsearch), and with `store.in_cluster` the `tracing-store` namespace, its NetworkPolicy
+    and the `opensearch` chart (components/storage.py).
 
     Outputs: `namespace`; `endpoints` ({otlpGrpc, otlpHttp, openCensus or None});
     `query_url` (Jaeger's in-cluster query URL). Attributes `jaeger` and `collector` are the
@@ -806,12 +1007,15 @@ class Tracing(pulumi.ComponentResource):
             # The Deployment mounts the claim by name, so the claim is created first.
             jaeger_deps.append(self.badger_claim)
 
+        if args.settings.storage in SHARED_TRACE_STORAGES:
+            jaeger_deps += self._shared_store(name, args, ns)
+
         self.jaeger = common.chart(
             f"{name}-jaeger",
             versions.JAEGER,
             JAEGER_RELEASE,
             ns.metadata.name,
-            jaeger_values(args.profile, args.settings, args.proxy_config),
+            jaeger_values(args.profile, args.settings, args.proxy_config, args.cluster_domain),
             self,
             depends_on=jaeger_deps,
         )
@@ -842,4 +1046,80 @@ class Tracing(pulumi.ComponentResource):
         self.query_url = pulumi.Output.from_input(at.jaeger_query)
         self.register_outputs(
             {"namespace": self.namespace, "endpoints": self.endpoints, "query_url": self.query_url}
+        )
+
+    def _shared_store(
+        self, name: str, args: TracingArgs, ns: k8s.core.v1.Namespace
+    ) -> list[pulumi.Resource]:
+        """The store's password Secret, the index cleaner and the in-cluster OpenSearch, as
+        the settings ask: what Jaeger's chart waits for."""
+        settings = args.settings
+        deps: list[pulumi.Resource] = []
+        if settings.store.username:
+            deps.append(
+                k8s.core.v1.Secret(
+                    f"{name}-store",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=STORE_SECRET, namespace=ns.metadata.name, labels=common.MANAGED_BY
+                    ),
+                    type="Opaque",
+                    string_data={
+                        STORE_PASSWORD_KEY: pulumi.Output.secret(settings.store.password.value)
+                    },
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        if settings.store.in_cluster:
+            deps.append(self._opensearch(name, args))
+        if settings.storage in INDEX_TRACE_STORAGES:
+            k8s.batch.v1.CronJob(
+                f"{name}-index-cleaner",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=INDEX_CLEANER, namespace=ns.metadata.name, labels=common.MANAGED_BY
+                ),
+                spec=cast(
+                    k8s.batch.v1.CronJobSpecArgsDict,
+                    index_cleaner_spec(
+                        args.profile, settings, args.cluster_domain, args.proxy_config
+                    ),
+                ),
+                # Reads the password Secret when it runs, not before.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+            )
+        return deps
+
+    def _opensearch(self, name: str, args: TracingArgs) -> pulumi.Resource:
+        """A single-node OpenSearch in its own unmeshed namespace, locked by a NetworkPolicy
+        (components/storage.py)."""
+        store_ns = common.namespace(
+            storage.OPENSEARCH_NAMESPACE,
+            f"{name}-store-namespace",
+            self,
+            labels=common.PSA_RESTRICTED,
+        )
+        netpol = k8s.networking.v1.NetworkPolicy(
+            f"{name}-opensearch-ingress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=storage.OPENSEARCH_NETWORK_POLICY,
+                namespace=store_ns.metadata.name,
+                labels=common.MANAGED_BY,
+            ),
+            spec=cast(
+                k8s.networking.v1.NetworkPolicySpecArgsDict,
+                storage.opensearch_network_policy(
+                    ((NAMESPACE, JAEGER_PODS), (NAMESPACE, INDEX_CLEANER_PODS))
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return common.chart(
+            f"{name}-opensearch",
+            versions.OPENSEARCH,
+            storage.OPENSEARCH_RELEASE,
+            store_ns.metadata.name,
+            storage.opensearch_values(
+                args.profile, args.settings.storage_size, args.settings.storage_class
+            ),
+            self,
+            depends_on=[netpol],
         )

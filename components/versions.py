@@ -67,6 +67,15 @@ JAEGER = ChartRef("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-char
 # The chart's appVersion, pinned here so a chart bump cannot change Jaeger silently.
 JAEGER_IMAGE = "jaegertracing/jaeger:2.19.0"
 
+# With an OpenSearch or Elasticsearch store: the index cleaner the stack runs as a CronJob
+# (the chart's own passes the password as a plain env value). Released with Jaeger itself.
+JAEGER_ES_INDEX_CLEANER_IMAGE = "jaegertracing/jaeger-es-index-cleaner:2.19.0"
+# With `tracing.storage: opensearch` and `tracing.store.inCluster`: a single-node OpenSearch
+# for kind and tests (the jaeger chart provisions no backend since 4.x).
+# https://github.com/opensearch-project/helm-charts/tree/main/charts/opensearch
+OPENSEARCH = ChartRef("opensearch", "3.6.0", "https://opensearch-project.github.io/helm-charts")
+OPENSEARCH_IMAGE = "opensearchproject/opensearch:3.6.0"
+
 # https://github.com/open-telemetry/opentelemetry-helm-charts/tree/main/charts/opentelemetry-collector
 OTEL_COLLECTOR = ChartRef(
     "opentelemetry-collector",
@@ -88,6 +97,14 @@ OTEL_COLLECTOR_OPENCENSUS_IMAGE = (
 # --- Logs and dashboards ---------------------------------------------------------------------
 # https://github.com/grafana-community/helm-charts/tree/main/charts/loki
 LOKI = ChartRef("loki", "18.11.0", "https://grafana-community.github.io/helm-charts")
+# With `logging.storage: s3` and `logging.s3.inCluster`: an S3-compatible store for kind and
+# tests. Loki's own `minio` dependency is deprecated (the loki chart refuses to render it
+# without an override) and minio/minio is no longer maintained; SeaweedFS is maintained and
+# serves S3 from one all-in-one pod.
+# https://github.com/seaweedfs/seaweedfs/tree/master/k8s/charts/seaweedfs (tag 4.44)
+SEAWEEDFS = ChartRef("seaweedfs", "4.44.0", "https://seaweedfs.github.io/seaweedfs/helm")
+# The chart's appVersion image, pinned here; the stack's bucket Job runs the same `weed`.
+SEAWEEDFS_IMAGE = "chrislusf/seaweedfs:4.44"
 # https://github.com/grafana/alloy/tree/main/operations/helm/charts/alloy
 ALLOY = ChartRef("alloy", "1.11.1", "https://grafana.github.io/helm-charts")
 # https://github.com/grafana-community/helm-charts/tree/main/charts/grafana

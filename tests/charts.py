@@ -173,6 +173,62 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             },
         },
     ),
+    # Logs and traces on storage engines beyond one node. Loki: the chart's Distributed mode
+    # on the in-cluster SeaweedFS store (prod sizes, three ingesters), monolithic Loki
+    # replicated on an external bucket, and replicated on the in-cluster store. Jaeger: the
+    # in-cluster OpenSearch, an external Elasticsearch with basic auth over TLS, an external
+    # Cassandra.
+    "prod-distributed-in-cluster-opensearch": (
+        "prod",
+        {
+            "logging": {"storage": "s3", "mode": "distributed", "s3": {"inCluster": True}},
+            "tracing": {"storage": "opensearch", "spanTtl": "168h", "store": {"inCluster": True}},
+        },
+    ),
+    "dev-replicated-external-elasticsearch": (
+        "dev",
+        {
+            "logging": {
+                "storage": "s3",
+                "replicas": 2,
+                "persistence": True,
+                "s3": {
+                    "endpoint": "https://s3.eu-west-1.amazonaws.com",
+                    "region": "eu-west-1",
+                    "bucket": "meshstack-logs",
+                    "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                },
+            },
+            "lokiS3SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "tracing": {
+                "storage": "elasticsearch",
+                "spanTtl": "48h",
+                "store": {
+                    "servers": ["https://es-0.example.org:9200", "https://es-1.example.org:9200"],
+                    "indexPrefix": "meshstack",
+                    "username": "jaeger",
+                },
+            },
+            "jaegerStorePassword": "correct-horse-battery-staple",
+        },
+    ),
+    "dev-replicated-in-cluster-cassandra": (
+        "dev",
+        {
+            "logging": {"storage": "s3", "replicas": 2, "s3": {"inCluster": True}},
+            "tracing": {
+                "storage": "cassandra",
+                "spanTtl": "36h",
+                "store": {
+                    "servers": ["cassandra-0.example.org:9142", "cassandra-1.example.org:9142"],
+                    "localDc": "dc1",
+                    "tls": True,
+                    "username": "jaeger",
+                },
+            },
+            "jaegerStorePassword": "correct-horse-battery-staple",
+        },
+    ),
 }
 
 

@@ -42,6 +42,8 @@ SECRET_CONFIG_KEYS = (
     "nextTrustAnchorKeyPem",
     "alertWebhookUrl",
     "oidcClientSecret",
+    "lokiS3SecretAccessKey",
+    "jaegerStorePassword",
 )
 MOCK_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 

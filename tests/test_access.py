@@ -293,6 +293,9 @@ TABLE_GRAPHS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("dev", {}),
     ("prod", {}),
     ("dev", {"exposure": {"mode": "nodePort"}}),
+    # Loki distributed on the in-cluster store: Loki's pods call each other's HTTP port, and
+    # SeaweedFS gets its own NetworkPolicy.
+    ("dev", {"logging": {"storage": "s3", "mode": "distributed", "s3": {"inCluster": True}}}),
 )
 ANY_MESHED, ANY_NETWORK = "any meshed client", "any network"
 

@@ -24,6 +24,7 @@ from bench.footprint import (
     footprint,
     gib,
     memory_bytes,
+    mode_totals,
     parse_block,
 )
 from components import sizing
@@ -105,6 +106,68 @@ def test_chart_containers_get_the_sizing_row_the_footprint_table_names(
                 f"{stack}: {line.namespace}/{line.workload}/{line.container} ({line.source}) "
                 f"has {line.sizes}, expected sizing row {line.role!r}"
             )
+
+
+# --- Storage modes ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mode_footprints() -> list[tuple[str, tuple[str, ...], Any]]:
+    from tests.graph import run_program
+
+    out = []
+    for mode, namespaces, overrides in budgets.STORAGE_MODES:
+        graph = run_program("prod", overrides)
+        assert graph.error is None, f"{mode}: {graph.error}"
+        out.append((mode, namespaces, footprint(graph)))
+    return out
+
+
+def test_every_storage_mode_runs_sized_containers_carrying_their_sizing_rows(
+    mode_footprints: list[tuple[str, tuple[str, ...], Any]],
+) -> None:
+    for mode, namespaces, fp in mode_footprints:
+        lines = [x for x in fp.lines if x.namespace in namespaces and not x.init_excess]
+        assert lines, mode
+        assert not [x for x in lines if not x.sizes.is_set], f"{mode}: unsized containers"
+        assert not [x for x in lines if x.sizes.limits.memory_b is None], f"{mode}: no limit"
+        for line in lines:
+            if line.role in sizing.SIZES["prod"]:
+                expected = parse_block(sizing.SIZES["prod"][line.role].k8s())
+                assert line.sizes == expected, (mode, line.workload, line.container)
+        assert not [n for n in fp.notes if "not in bench/footprint.CHARTS" in n], mode
+
+
+def test_the_readme_sizing_table_is_what_each_storage_mode_requests(
+    mode_footprints: list[tuple[str, tuple[str, ...], Any]],
+) -> None:
+    from tests.graph import ROOT
+    from tests.markdown import table_in
+
+    table = table_in(ROOT / "README.md", "Sizing per storage mode")
+    written = {row[0].text: tuple(c.text for c in row[1:]) for row in table.rows}
+    computed = {}
+    for mode, namespaces, fp in mode_footprints:
+        t = mode_totals(fp, namespaces)
+        computed[mode] = (
+            str(t.pods),
+            cores(t.cpu_request_m),
+            gib(t.memory_request_b),
+            cores(t.cpu_limit_m),
+            gib(t.memory_limit_b),
+        )
+    assert written == computed
+
+
+def test_scaling_out_costs_more_than_one_pod_and_distributed_the_most(
+    mode_footprints: list[tuple[str, tuple[str, ...], Any]],
+) -> None:
+    requests = {m: mode_totals(fp, ns).memory_request_b for m, ns, fp in mode_footprints}
+    logs = [m for m in requests if m.startswith("logs:")]
+    assert max(logs, key=requests.__getitem__) == "logs: s3, distributed"
+    assert requests["logs: s3, monolithic (2 pods)"] > requests[logs[0]]
+    # Two Jaeger replicas on a shared store request more than the one Badger pod.
+    assert requests["traces: cassandra (external)"] > requests["traces: badger"]
 
 
 # --- Readiness stages ------------------------------------------------------------------------

@@ -345,12 +345,29 @@ def _chains(text: str) -> Iterator[tuple[re.Match[str], KeyPath]]:
         yield m, tuple(re.findall(r'"([^"]+)"', m[1]))
 
 
+# `dig "k1" "k2" <default> .Values.a`: reads `.Values.a.k1.k2` (sprig's dig: keys, then the
+# default, then the map). Loki's helpers read `loki.storage.bucketNames.*` this way.
+DIG = re.compile(r'\bdig((?:\s+"[^"]*")+)\s+(\S+\s+)?$')
+
+
+def _dug(before: str) -> KeyPath:
+    """The keys a `dig` right before a chain looks up below it (empty without one)."""
+    m = DIG.search(before)
+    if not m:
+        return ()
+    keys = tuple(re.findall(r'"([^"]*)"', m[1]))
+    # A quoted last argument is the default, not a key.
+    return keys if m[2] else keys[:-1]
+
+
 def _scan_templates(text: str, source: ChartSource) -> None:
     for action in ACTION.finditer(text):
         body = action[1]
         for m, chain in _chains(body):
             source.reads.add(chain)
             before = body[: m.start()]
+            if dug := _dug(before):
+                source.reads.add((*chain, *dug))
             if TPL.search(before):
                 source.tpl.add(chain)
             include = INCLUDE.search(before)

@@ -65,7 +65,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"enableTracing": "yes"}, "meshstack:enableTracing"),
     ({"enableLogging": 1}, "meshstack:enableLogging"),
     ({"tracing": "badger"}, "meshstack:tracing"),
-    ({"tracing": {"storage": "cassandra"}}, "meshstack:tracing.storage"),
+    ({"tracing": {"storage": "tempo"}}, "meshstack:tracing.storage"),
     ({"tracing": {"storag": "badger"}}, "meshstack:tracing.storag"),
     ({"tracing": {"storageSize": "10GB"}}, "meshstack:tracing.storageSize"),
     ({"tracing": {"spanTtl": "3d"}}, "meshstack:tracing.spanTtl"),

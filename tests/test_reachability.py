@@ -167,17 +167,29 @@ def test_lokis_network_policy_admits_alloy_and_grafana_on_http_and_only_loki_els
 ) -> None:
     if not s.graph.config.get("enableLogging", True):
         return
-    (policy,) = of_kind(s, "NetworkPolicy", "logging")
+    logging = s.graph.config.get("logging") or {}
+    distributed = logging.get("mode") == "distributed"
+    (policy,) = [
+        p for p in of_kind(s, "NetworkPolicy", "logging") if p["metadata"]["name"] == "loki-ingress"
+    ]
     lokis = [
         w
         for w in workloads(s)
         if w.namespace == "logging"
         and label_selector_matches(policy["spec"]["podSelector"], w.labels)
     ]
-    assert [w.obj["kind"] for w in lokis] == ["StatefulSet"], [w.name for w in lokis]
+    # One single-binary StatefulSet, or in distributed mode a workload per component, every
+    # one of them a Loki (the in-cluster store and the bucket Job have policies of their own).
+    if distributed:
+        assert len(lokis) >= 7, [w.name for w in lokis]
+    else:
+        assert [w.obj["kind"] for w in lokis] == ["StatefulSet"], [w.name for w in lokis]
+    for w in lokis:
+        assert w.labels.get("app.kubernetes.io/name") == "loki", w.name
     ports = {
         p["containerPort"]: p.get("name")
-        for c in lokis[0].containers()
+        for w in lokis
+        for c in w.containers()
         for p in c.get("ports") or []
     }
     assert {p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]} == set(ports)
@@ -186,11 +198,14 @@ def test_lokis_network_policy_admits_alloy_and_grafana_on_http_and_only_loki_els
     want = {"DaemonSet logging/alloy"}
     if s.graph.config.get("enableGrafana", True):
         want.add("Deployment grafana/grafana")
+    if distributed:
+        # The query frontend proxies live tails to the queriers over HTTP.
+        want |= {w.name for w in lokis}
     assert clients == want
     for port in set(ports) - {http}:
-        assert {w.name for w in workloads(s) if _allowed(s, policy, w, port)} == {lokis[0].name}, (
-            port
-        )
+        assert {w.name for w in workloads(s) if _allowed(s, policy, w, port)} == {
+            w.name for w in lokis
+        }, port
 
 
 # --- Prometheus readers ----------------------------------------------------------------------

@@ -321,7 +321,7 @@ def test_every_container_has_requests_and_limits(profile: str) -> None:
     ("profile", "settings", "message"),
     [
         ("staging", TracingSettings(), "TracingArgs.profile: got 'staging'"),
-        ("dev", TracingSettings(storage="cassandra"), "TracingArgs.settings.storage"),
+        ("dev", TracingSettings(storage="s3"), "TracingArgs.settings.storage"),
         ("dev", TracingSettings(span_ttl_hours=0), "TracingArgs.settings.span_ttl_hours"),
     ],
 )

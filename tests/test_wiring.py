@@ -263,6 +263,14 @@ def listeners(s: Stack, a: Arrival) -> dict[int, str]:
     elif "-config.file=/etc/loki/config/config.yaml" in args:  # Loki
         config = yaml.safe_load(mounted_config(s, w, c, "config.yaml") or "{}")
         out[int(config["server"]["http_listen_port"])] = "loki/http"
+    elif "/usr/bin/weed" in args and re.search(r"^\s*server\b", args, re.M):  # SeaweedFS
+        for flag, what in (("s3.port", "s3"), ("master.port", "master"), ("filer.port", "filer")):
+            listen = re.search(rf"-{re.escape(flag)}=(\d+)", args)
+            if listen:
+                out[int(listen[1])] = f"seaweedfs/{what}"
+    elif c.get("name") == "opensearch":
+        env = {e["name"]: e.get("value") for e in c.get("env") or []}
+        out[int(env.get("http.port") or 9200)] = "opensearch/http"
     elif c.get("name") == "prometheus" and "--config.file=/etc/prometheus/prometheus.yml" in args:
         listen = re.search(r"--web\.listen-address=\S*:(\d+)", args)
         out[int(listen[1]) if listen else 9090] = "prometheus/http"
@@ -1517,3 +1525,232 @@ def test_every_in_cluster_name_is_in_the_configured_cluster_domain(variant: str)
         if "cluster.local" in text or "cluster\\.local" in text
     ]
     assert not found, f"names in cluster.local in a {domain} cluster: {found[:5]}"
+
+
+# --- Storage engines -------------------------------------------------------------------------
+
+
+def _loki_configs(s: Stack) -> list[tuple[Workload, dict[str, Any], dict[str, Any]]]:
+    """(workload, container, config) of every Loki container, as each mounts its config."""
+    out = []
+    for w in workloads(s):
+        if w.namespace != logs.NAMESPACE:
+            continue
+        for c in w.containers():
+            args = " ".join(c.get("args") or [])
+            if "-config.file=/etc/loki/config/config.yaml" in args:
+                text = mounted_config(s, w, c, "config.yaml")
+                assert text, f"{w.name}: mounts no Loki config"
+                out.append((w, c, yaml.safe_load(text)))
+    assert out, "no Loki container"
+    return out
+
+
+def _secret_keys(s: Stack, namespace: str, name: str) -> set[str]:
+    secret = one(s, "Secret", namespace, name)
+    return set(secret.get("stringData") or {}) | set(secret.get("data") or {})
+
+
+def _env_sources(s: Stack, w: Workload, c: dict[str, Any]) -> set[str]:
+    """The env var names a container gets, each from a value or from a Secret that exists
+    with the key it is read from."""
+    names = set()
+    for e in c.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            assert ref["key"] in _secret_keys(s, w.namespace, ref["name"]), (w.name, ref)
+        names.add(e["name"])
+    for source in c.get("envFrom") or []:
+        ref = source.get("secretRef")
+        if ref:
+            names |= {
+                f"{source.get('prefix', '')}{k}" for k in _secret_keys(s, w.namespace, ref["name"])
+            }
+    return names
+
+
+def test_loki_writes_its_index_and_chunks_where_the_mode_says(s: Stack) -> None:
+    storage_key = (s.graph.config.get("logging") or {}).get("storage", "filesystem")
+    for w, _, config in _loki_configs(s):
+        (schema,) = config["schema_config"]["configs"]
+        assert (schema["store"], schema["schema"]) == ("tsdb", "v13"), w.name
+        assert schema["object_store"] == storage_key, w.name
+        assert config["compactor"]["delete_request_store"] == storage_key, w.name
+        assert config["compactor"]["retention_enabled"] is True, w.name
+
+
+def test_every_loki_pod_reads_the_bucket_keys_its_config_names_from_a_secret_that_exists(
+    s: Stack,
+) -> None:
+    for w, c, config in _loki_configs(s):
+        text = yaml.safe_dump(config)
+        wanted = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))
+        # -config.expand-env is what makes Loki replace them.
+        if wanted:
+            assert "-config.expand-env=true" in (c.get("args") or []), w.name
+        missing = wanted - _env_sources(s, w, c)
+        assert not missing, f"{w.name}: the config expands {missing}, which no Secret provides"
+
+
+def test_an_in_cluster_bucket_is_the_seaweedfs_s3_api_loki_signs_in_to(s: Stack) -> None:
+    s3_configs = [
+        cfg["common"]["storage"]["s3"]
+        for _, _, cfg in _loki_configs(s)
+        if "s3" in (cfg["common"].get("storage") or {})
+    ]
+    in_cluster = ((s.graph.config.get("logging") or {}).get("s3") or {}).get("inCluster")
+    if not in_cluster:
+        for s3 in s3_configs:
+            assert ".svc" not in s3["endpoint"], s3["endpoint"]
+        return
+    assert s3_configs
+    for s3 in s3_configs:
+        scheme = "http" if s3["insecure"] else "https"
+        assert served(s, f"{scheme}://{s3['endpoint']}") == {"seaweedfs/s3"}
+    # The gateway's identity file holds the keys Loki's Secret gives it.
+    (store,) = [w for w in workloads(s) if w.labels.get("app.kubernetes.io/name") == "seaweedfs"]
+    (c,) = store.containers()
+    args = " ".join(c.get("command") or [])
+    config_file = re.search(r"-s3\.config=(\S+)", args)
+    assert config_file, "the gateway runs without an identity file: anyone could write"
+    directory, _, key = config_file[1].rpartition("/")
+    (mount,) = [m for m in c.get("volumeMounts") or [] if m["mountPath"] == directory]
+    (volume,) = [v for v in store.spec["volumes"] if v["name"] == mount["name"]]
+    identities = one(s, "Secret", store.namespace, volume["secret"]["secretName"])
+    (identity,) = json.loads(identities["stringData"][key])["identities"]
+    (creds,) = identity["credentials"]
+    loki_secret = one(s, "Secret", logs.NAMESPACE, logs.S3_SECRET)["stringData"]
+    (expected,) = {
+        tuple(loki_secret[s3[k].strip("${}")] for k in ("access_key_id", "secret_access_key"))
+        for s3 in s3_configs
+    }
+    assert (creds["accessKey"], creds["secretKey"]) == expected
+
+
+def test_lokis_network_policy_selects_every_loki_pod_and_the_stores_only_its_own(s: Stack) -> None:
+    policies = {o["metadata"]["name"]: o for o in of_kind(s, "NetworkPolicy", logs.NAMESPACE)}
+    loki_policy = policies[logs.NETWORK_POLICY]["spec"]["podSelector"]
+    for w, _, _ in _loki_configs(s):
+        assert label_selector_matches(loki_policy, w.labels), w.name
+    if "seaweedfs-ingress" in policies:
+        selector = policies["seaweedfs-ingress"]["spec"]["podSelector"]
+        chosen = pod_selected(s, logs.NAMESPACE, selector)
+        assert [w.obj["metadata"]["name"] for w in chosen] == ["seaweedfs-all-in-one"]
+        # What the S3 port admits are Loki's pods, all of them.
+        (s3_rule,) = [
+            r
+            for r in policies["seaweedfs-ingress"]["spec"]["ingress"]
+            if 8333 in [p["port"] for p in r["ports"]]
+        ]
+        (peer,) = s3_rule["from"]
+        for w, _, _ in _loki_configs(s):
+            assert label_selector_matches(peer["podSelector"], w.labels), w.name
+
+
+def _jaeger(s: Stack) -> tuple[Workload, dict[str, Any], dict[str, Any]]:
+    """Jaeger's workload, container and the user config it mounts."""
+    (w,) = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger"]
+    (c,) = [c for c in w.containers() if "/etc/jaeger/user-config.yaml" in str(c.get("args"))]
+    config = yaml.safe_load(mounted_config(s, w, c, "user-config.yaml") or "{}")
+    return w, c, config
+
+
+def _store(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(kind, settings) of Jaeger's one trace backend, the one its query and exporter use."""
+    name = config["extensions"]["jaeger_query"]["storage"]["traces"]
+    assert config["exporters"]["jaeger_storage_exporter"]["trace_storage"] == name
+    ((kind, backend),) = config["extensions"]["jaeger_storage"]["backends"][name].items()
+    return kind, backend
+
+
+def test_jaeger_keeps_spans_in_the_store_the_stack_asks_for(s: Stack) -> None:
+    _, _, config = _jaeger(s)
+    kind, _ = _store(config)
+    assert kind == (s.graph.config.get("tracing") or {}).get("storage", "memory")
+
+
+def test_jaeger_reads_every_credential_its_config_names_from_a_secret_that_exists(
+    s: Stack,
+) -> None:
+    w, c, config = _jaeger(s)
+    wanted = set(re.findall(r"\$\{env:([A-Za-z0-9_]+)\}", yaml.safe_dump(config)))
+    missing = wanted - _env_sources(s, w, c)
+    assert not missing, f"{w.name}: the config expands {missing}, which nothing provides"
+    # And the config itself (a ConfigMap) holds no password.
+    _, backend = _store(config)
+    basic = (backend.get("auth") or backend.get("connection", {}).get("auth") or {}).get(
+        "basic"
+    ) or {}
+    assert "password" not in basic or basic["password"].startswith("${env:"), basic
+
+
+def test_an_in_cluster_opensearch_is_what_jaeger_writes_to_and_only_its_clients_reach(
+    s: Stack,
+) -> None:
+    tracing = s.graph.config.get("tracing") or {}
+    _, _, config = _jaeger(s)
+    kind, backend = _store(config)
+    if not (tracing.get("store") or {}).get("inCluster"):
+        for url in backend.get("server_urls") or []:
+            assert ".svc" not in url, url
+        return
+    assert kind == "opensearch"
+    for url in backend["server_urls"]:
+        assert served(s, url) == {"opensearch/http"}
+    (policy,) = of_kind(s, "NetworkPolicy", "tracing-store")
+    (store,) = pod_selected(s, "tracing-store", policy["spec"]["podSelector"])
+    assert store.obj["kind"] == "StatefulSet"
+    (rule,) = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [9200]
+    clients = [
+        w
+        for w in workloads(s)
+        if any(
+            label_selector_matches(peer["podSelector"], w.labels)
+            and peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            == w.namespace
+            for peer in rule["from"]
+        )
+    ]
+    names = sorted(w.obj["metadata"]["name"] for w in clients)
+    assert names == ["jaeger", "jaeger-es-index-cleaner"], names
+
+
+def test_the_index_cleaner_deletes_what_jaeger_writes_after_the_span_ttl(s: Stack) -> None:
+    tracing = s.graph.config.get("tracing") or {}
+    cleaners = [w for w in workloads(s) if w.obj["metadata"]["name"] == "jaeger-es-index-cleaner"]
+    _, jaeger_c, config = _jaeger(s)
+    kind, backend = _store(config)
+    if kind not in ("opensearch", "elasticsearch"):
+        assert not cleaners
+        return
+    (cleaner,) = cleaners
+    assert cleaner.obj["kind"] == "CronJob"
+    (c,) = cleaner.containers()
+    days, url = c["args"]
+    assert url in backend["server_urls"]
+    assert int(days) * 24 == int(tracing["spanTtl"].rstrip("h"))
+    assert backend["max_span_age"] == tracing["spanTtl"]
+    env = {e["name"]: e for e in c.get("env") or []}
+    assert env["INDEX_PREFIX"]["value"] == backend["indices"]["index_prefix"]
+    if "auth" in backend:
+        assert env["ES_USERNAME"]["value"] == backend["auth"]["basic"]["username"]
+        jaeger_env = {e["name"]: e for e in jaeger_c.get("env") or []}
+        password_env = backend["auth"]["basic"]["password"][len("${env:") : -1]
+        # The same Secret key Jaeger reads, and it exists.
+        ref = env["ES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == jaeger_env[password_env]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] in _secret_keys(s, cleaner.namespace, ref["name"])
+    if url.startswith("https://"):
+        assert env["ES_TLS_ENABLED"]["value"] == "true"
+
+
+def test_jaeger_scales_out_in_prod_once_its_store_is_shared(s: Stack) -> None:
+    jaeger, _, config = _jaeger(s)
+    kind, _ = _store(config)
+    replicas = jaeger.obj["spec"].get("replicas", 1)
+    strategy = (jaeger.obj["spec"].get("strategy") or {}).get("type")
+    if kind in ("memory", "badger"):
+        assert replicas == 1
+    elif s.name == "prod":
+        assert replicas >= 2 and strategy == "RollingUpdate", (replicas, strategy)
