@@ -170,14 +170,18 @@ def _object_storage(settings: LoggingSettings, cluster_domain: str) -> dict[str,
 # the dev memory limit. These are the sizes given instead, per profile, in MB: (chunks,
 # results and its five copies). They count against the `loki` memory limit in sizing.
 EMBEDDED_CACHE_MB = {"dev": (32, 16), "prod": (256, 64)}
+# Distributed mode: every component reads the same config, so the caps must fit the smallest
+# component's limit (`loki-component`, 512Mi), not the single binary's.
+DISTRIBUTED_EMBEDDED_CACHE_MB = {"dev": (32, 16), "prod": (128, 16)}
 # How many caches copy the results cache's size.
 RESULTS_CACHE_COPIES = 6
 
 
-def embedded_cache_config(profile: str) -> dict[str, Any]:
+def embedded_cache_config(profile: str, mode: str = "monolithic") -> dict[str, Any]:
     """Loki config (merged by the chart's `loki.structuredConfig`) capping its in-process
     caches. Pure."""
-    chunks_mb, results_mb = EMBEDDED_CACHE_MB[profile]
+    sizes = DISTRIBUTED_EMBEDDED_CACHE_MB if mode == "distributed" else EMBEDDED_CACHE_MB
+    chunks_mb, results_mb = sizes[profile]
     return {
         "chunk_store_config": {
             "chunk_cache_config": {"embedded_cache": {"enabled": True, "max_size_mb": chunks_mb}}
@@ -246,7 +250,7 @@ def loki_values(profile: str, settings: LoggingSettings, cluster_domain: str) ->
             "analytics": {"reporting_enabled": False},
             # Merged over the chart's rendered config: the chart has no values for the
             # embedded caches when its memcached caches are off.
-            "structuredConfig": embedded_cache_config(profile),
+            "structuredConfig": embedded_cache_config(profile, settings.mode),
         },
         "singleBinary": {
             # More than one replica needs object storage (the chart's validate.yaml refuses it).
