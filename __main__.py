@@ -472,6 +472,7 @@ envoy_gateway = (
                 if tracing_at
                 else None
             ),
+            tracing_namespace=tracing.namespace if tracing else None,
         ),
         opts=on_cluster,
     )

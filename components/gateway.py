@@ -178,6 +178,37 @@ def edge_tracing(
     }
 
 
+# The grant in the collector's namespace that lets the EnvoyProxy name its Service.
+TRACES_GRANT = "envoy-gateway-traces"
+
+
+def trace_reference_grant(tracing: dict[str, Any], gateway_namespace: str) -> dict[str, Any]:
+    """The ReferenceGrant the edge's span export needs: the EnvoyProxy (in the gateway's
+    namespace) names the collector's Service in another namespace, which Gateway API admits
+    only with the referent namespace's consent (the EnvoyProxy CRD's `backendRefs.namespace`).
+    Pure."""
+    (ref,) = tracing["provider"]["backendRefs"]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "ReferenceGrant",
+        "metadata": {
+            "name": TRACES_GRANT,
+            "namespace": ref["namespace"],
+            "labels": dict(common.MANAGED_BY),
+        },
+        "spec": {
+            "from": [
+                {
+                    "group": "gateway.envoyproxy.io",
+                    "kind": "EnvoyProxy",
+                    "namespace": gateway_namespace,
+                }
+            ],
+            "to": [{"group": "", "kind": "Service", "name": ref["name"]}],
+        },
+    }
+
+
 def envoy_proxy_spec(
     profile: str, tls: bool = False, tracing: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -274,6 +305,10 @@ class EnvoyGatewayArgs:
     as linkerd-init needs NET_ADMIN, with `warn`/`audit` at `restricted`)."""
     tracing: dict[str, Any] | None = None
     """`edge_tracing(...)`: Envoy's spans and sampling. Default: none, Envoy traces nothing."""
+    tracing_namespace: pulumi.Input[str] | None = None
+    """With `tracing`: the collector's namespace as the tracing component outputs it, so the
+    ReferenceGrant for the span export is created once it exists. Default: the name in
+    `tracing` (a namespace that already exists)."""
 
 
 class EnvoyGateway(pulumi.ComponentResource):
@@ -338,6 +373,20 @@ class EnvoyGateway(pulumi.ComponentResource):
             # control plane.
             depends_on=[certgen, args.control_plane],
         )
+        if args.tracing is not None:
+            grant = trace_reference_grant(args.tracing, args.namespace)
+            k8s.apiextensions.CustomResource(
+                f"{name}-traces-grant",
+                api_version=grant["apiVersion"],
+                kind=grant["kind"],
+                metadata={
+                    **grant["metadata"],
+                    "namespace": args.tracing_namespace or grant["metadata"]["namespace"],
+                },
+                spec=grant["spec"],
+                # Its kind is one of the Gateway API CRDs installed before the control plane.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.control_plane]),
+            )
         proxy = k8s.apiextensions.CustomResource(
             f"{name}-envoy-proxy",
             api_version="gateway.envoyproxy.io/v1alpha1",

@@ -425,3 +425,34 @@ def test_edge_sampling_is_low_by_default_in_prod(profile: str, percent: float) -
 def test_a_bad_edge_sample_rate_is_named(bad: str) -> None:
     with pytest.raises(cfg.ConfigError, match=r"meshstack:exposure\.traceSamplePercent: got"):
         cfg.parse_settings({"exposure": f'{{"traceSamplePercent": {bad}}}'}, stack="t")
+
+
+def test_the_collector_namespace_grants_the_edge_its_span_export(modes: dict[str, Graph]) -> None:
+    """Gateway API admits a reference into another namespace only with a ReferenceGrant there:
+    the EnvoyProxy's span export names the collector's Service in the tracing namespace."""
+    g = modes["gateway"]
+    (proxy,) = g.of_type("kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    (ref,) = proxy.inputs["spec"]["telemetry"]["tracing"]["provider"]["backendRefs"]
+    (grant,) = g.of_type("kubernetes:gateway.networking.k8s.io/v1:ReferenceGrant")
+    assert grant.inputs["metadata"]["namespace"] == ref["namespace"]
+    assert grant.inputs["spec"]["from"] == [
+        {
+            "group": "gateway.envoyproxy.io",
+            "kind": "EnvoyProxy",
+            "namespace": proxy.inputs["metadata"]["namespace"],
+        }
+    ]
+    assert grant.inputs["spec"]["to"] == [{"group": "", "kind": "Service", "name": ref["name"]}]
+    # The Service it names is the collector's, in the namespace the tracing component makes.
+    collector = g.charts()["otel-collector"]
+    assert collector.inputs["namespace"] == ref["namespace"]
+    tracing_ns = g.get("kubernetes:core/v1:Namespace", "tracing-namespace")
+    assert g.waits_for(grant, tracing_ns)
+
+
+def test_without_tracing_the_edge_exports_nothing_and_nothing_is_granted() -> None:
+    g = run_program("dev", {"exposure": GATEWAY, "enableTracing": False})
+    assert g.error is None, g.error
+    (proxy,) = g.of_type("kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    assert "telemetry" not in proxy.inputs["spec"]
+    assert g.of_type("kubernetes:gateway.networking.k8s.io/v1:ReferenceGrant") == []
