@@ -108,6 +108,8 @@ ALLOWED_DEPENDENCIES: dict[str, dict[str, str]] = {
     "Onboarding": {"Mesh": "team namespaces are injected, and hold policy resources"},
     "EnvoyGateway": {
         "Mesh": "its CRDs come before the control plane, whose injector must mesh Envoy's pods",
+        "Tracing": "the ReferenceGrant for the edge's span export goes into the collector's "
+        "namespace",
     },
     "Exposure": {
         "EnvoyGateway": "the Gateway attaches to the GatewayClass it creates",
