@@ -32,19 +32,16 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime import settings as pulumi_settings
 
+from components.config import SECRET_KEYS
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "meshstack"
 SECRET_SIG = rpc._special_secret_sig
 SIG_KEY = rpc._special_sig_key
+# The keys a user sets with `--secret`: the program's own list, so a new secret key is marked
+# secret in the tests' config as soon as the program demands it.
+SECRET_CONFIG_KEYS = SECRET_KEYS
 # The stable "now" of the mock certificate authority, so two runs sign identical certificates.
-SECRET_CONFIG_KEYS = (
-    "trustAnchorKeyPem",
-    "nextTrustAnchorKeyPem",
-    "alertWebhookUrl",
-    "oidcClientSecret",
-    "lokiS3SecretAccessKey",
-    "jaegerStorePassword",
-)
 MOCK_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 

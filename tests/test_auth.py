@@ -10,18 +10,16 @@ import jmespath
 import pytest
 
 from components import auth, config, exposure, grafana
+from tests.charts import OIDC_EXPOSURE
 from tests.graph import Graph, leaves, run_program
 
+# The provider of the chart suites' OIDC variant, published by NodePort, with single addresses
+# and a domain allowed besides the group.
 OIDC: dict[str, Any] = {
     "mode": "nodePort",
-    "auth": "oidc",
+    **OIDC_EXPOSURE,
     "oidc": {
-        "issuerUrl": "https://login.example.com/realms/mesh",
-        "authUrl": "https://login.example.com/realms/mesh/protocol/openid-connect/auth",
-        "tokenUrl": "https://login.example.com/realms/mesh/protocol/openid-connect/token",
-        "userinfoUrl": "https://login.example.com/realms/mesh/protocol/openid-connect/userinfo",
-        "clientId": "meshstack",
-        "allowedGroups": ["platform"],
+        **OIDC_EXPOSURE["oidc"],
         "allowedEmails": ["sre@example.com", "@ops.example.com"],
     },
 }
